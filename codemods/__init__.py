@@ -1,0 +1,1 @@
+"""libcst codemods that rewrite the legacy engines call sites onto logkit."""

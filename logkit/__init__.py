@@ -1,0 +1,92 @@
+"""logkit: canonical events, correlation, redaction and durable sinks for an AI-agent platform.
+
+``import logkit`` stays cheap: no cloud SDK, no CLI framework, no OpenTelemetry import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from logkit.context import bind, current_scope, propagate
+from logkit.emit import build_event, emit, emit_event
+from logkit.envelope import (
+    SCHEMA_VERSION,
+    ActorType,
+    Env,
+    Event,
+    EventType,
+    RedactionReport,
+    Severity,
+    StorageClass,
+)
+from logkit.errors import (
+    AuditChainError,
+    ConfigError,
+    ContractError,
+    LogkitError,
+    RedactionError,
+    SinkError,
+    SinkUnavailable,
+    SinkWriteError,
+)
+
+if TYPE_CHECKING:
+    from logkit.adapters import from_legacy
+    from logkit.asgi import CorrelationMiddleware
+    from logkit.devlog import JsonFormatter, configure_logging
+
+__version__ = "0.1.0"
+
+# Names loaded on first use, so `import logkit` pays only for the emit path.
+_LAZY = {
+    "CorrelationMiddleware": "logkit.asgi",
+    "JsonFormatter": "logkit.devlog",
+    "configure_logging": "logkit.devlog",
+    "from_legacy": "logkit.adapters",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'logkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "ActorType",
+    "AuditChainError",
+    "ConfigError",
+    "ContractError",
+    "CorrelationMiddleware",
+    "Env",
+    "Event",
+    "EventType",
+    "JsonFormatter",
+    "LogkitError",
+    "RedactionError",
+    "RedactionReport",
+    "SCHEMA_VERSION",
+    "Severity",
+    "SinkError",
+    "SinkUnavailable",
+    "SinkWriteError",
+    "StorageClass",
+    "__version__",
+    "bind",
+    "build_event",
+    "configure_logging",
+    "current_scope",
+    "emit",
+    "emit_event",
+    "from_legacy",
+    "propagate",
+]

@@ -1,0 +1,54 @@
+"""The emission entry point: fill scope and correlation, check the contract, hand on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from logkit.context import active_span_ids, bound_fields
+from logkit.envelope import DEFAULT_STORAGE_CLASS, Event, EventType
+from logkit.errors import ContractError
+from logkit.pipeline import PIPELINE
+
+
+def build_event(
+    event_type: EventType | str, payload: Mapping[str, Any] | None = None, **fields: Any
+) -> Event:
+    """Build and validate an event from the bound context plus ``fields`` (explicit wins).
+
+    Raises ContractError when required scope is missing from both.
+    """
+    data: dict[str, Any] = dict(bound_fields())
+    span = active_span_ids()
+    if span is not None:
+        data["trace_id"], data["span_id"] = span
+    data.update(fields)
+    try:
+        kind = EventType(event_type)
+    except ValueError:
+        raise ContractError(
+            f"unknown event_type {str(event_type)[:64]!r}",
+            problems={"event_type": "not a known event type"},
+        ) from None
+    data["event_type"] = kind
+    if "storage_class" not in data and kind in DEFAULT_STORAGE_CLASS:
+        data["storage_class"] = DEFAULT_STORAGE_CLASS[kind]
+    if payload is not None:
+        data["payload"] = payload
+    return Event(**data)
+
+
+def emit(
+    event_type: EventType | str, payload: Mapping[str, Any] | None = None, **fields: Any
+) -> Event:
+    """Emit one canonical event and return it as it left the pipeline (after redaction).
+
+    Scope and correlation come from :func:`logkit.bind` / the ASGI middleware unless given as
+    keyword arguments. A missing required scope field raises ContractError naming it.
+    """
+    return PIPELINE.process(build_event(event_type, payload, **fields))
+
+
+def emit_event(event: Event) -> Event:
+    """Hand an already built event (e.g. from a legacy adapter) to the pipeline."""
+    return PIPELINE.process(event)

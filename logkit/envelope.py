@@ -1,0 +1,260 @@
+"""The canonical event envelope and its contract.
+
+Every event logkit handles is an :class:`Event`. Scope (tenant, env, project, surface, app) is
+required and never guessed: an event missing any of it is rejected with a
+:class:`~logkit.errors.ContractError` that names every missing field. Correlation fields are
+optional; audit records add the chain fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+import uuid_utils
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+)
+
+from logkit.errors import ContractError
+
+SCHEMA_VERSION = "1.0.0"
+"""Semver of the envelope; bumped on any change to its fields or their meaning."""
+
+REQUIRED_SCOPE: tuple[str, ...] = ("tenant_id", "env", "project_id", "surface_id", "app_id")
+TENANT_PATTERN = r"^t_[a-z0-9_-]+$"
+
+
+class EventType(StrEnum):
+    FLOW_STARTED = "flow_started"
+    FLOW_ENDED = "flow_ended"
+    FLOW_FAILED = "flow_failed"
+    STEP_STARTED = "step_started"
+    STEP_ENDED = "step_ended"
+    STEP_FAILED = "step_failed"
+    AGENT_DECISION = "agent_decision"
+    STATE_PULSE = "state_pulse"
+    TOOL_CALL_STARTED = "tool_call_started"
+    TOOL_CALL_ENDED = "tool_call_ended"
+    TOOL_CALL_FAILED = "tool_call_failed"
+    MODEL_CALL_STARTED = "model_call_started"
+    MODEL_CALL_ENDED = "model_call_ended"
+    MODEL_CALL_FAILED = "model_call_failed"
+    USAGE_RECORDED = "usage_recorded"
+    AUDIT_ACTION = "audit_action"
+    DSAR_EXPORT = "dsar_export"
+    DSAR_ERASURE = "dsar_erasure"
+    RETENTION_APPLIED = "retention_applied"
+    MESSAGE = "message"
+    ERROR = "error"
+    DATASET_EVENT = "dataset_event"
+
+
+class Severity(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    NOTICE = "notice"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order debug < info < ... < critical, for threshold filters."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class StorageClass(StrEnum):
+    OPS = "ops"
+    AUDIT = "audit"
+    COST = "cost"
+    STREAM = "stream"
+
+
+class Env(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class ActorType(StrEnum):
+    HUMAN = "human"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+# Storage class implied by an event type when the caller does not say.
+DEFAULT_STORAGE_CLASS: dict[EventType, StorageClass] = {
+    EventType.USAGE_RECORDED: StorageClass.COST,
+    EventType.AUDIT_ACTION: StorageClass.AUDIT,
+    EventType.DSAR_EXPORT: StorageClass.AUDIT,
+    EventType.DSAR_ERASURE: StorageClass.AUDIT,
+    EventType.RETENTION_APPLIED: StorageClass.AUDIT,
+}
+
+
+def new_event_id() -> str:
+    """A fresh, time-ordered, unique event id (UUIDv7, RFC 9562)."""
+    return str(uuid_utils.uuid7())
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _normalise_env(value: object) -> object:
+    # The legacy realtime contracts spell staging "stage".
+    return "staging" if value == "stage" else value
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+
+
+NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+# Naive datetimes are refused rather than guessed; adapters of legacy naive UTC values say so.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RedactionReport(BaseModel):
+    """What the redaction gate did to an event: counts by kind and the policy, never values."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: str
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class Event(BaseModel):
+    """One canonical event. Construct it with keywords; invalid input raises ContractError."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_enum_values=False,
+        ser_json_timedelta="iso8601",
+    )
+
+    # Required scope: never defaulted, never guessed.
+    tenant_id: Annotated[str, Field(pattern=TENANT_PATTERN, max_length=128)]
+    env: Annotated[Env, BeforeValidator(_normalise_env)]
+    project_id: NonEmpty
+    surface_id: NonEmpty
+    app_id: NonEmpty
+
+    # Correlation.
+    request_id: NonEmpty | None = None
+    trace_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    span_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+    run_id: NonEmpty | None = None
+    step_id: NonEmpty | None = None
+    parent_step_id: NonEmpty | None = None
+    user_id: NonEmpty | None = None
+    actor_type: ActorType | None = None
+
+    # The event itself.
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        default_factory=new_event_id
+    )
+    ts: UtcDatetime = Field(default_factory=utc_now)
+    event_type: EventType
+    severity: Severity = Severity.INFO
+    storage_class: StorageClass = StorageClass.OPS
+    schema_version: str = SCHEMA_VERSION
+    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    redaction: RedactionReport | None = None
+
+    # Audit records only.
+    chain_id: NonEmpty | None = None
+    seq: Annotated[int, Field(ge=0)] | None = None
+    prev_hash: HexDigest | None = None
+    hash: HexDigest | None = None
+    payload_digest: HexDigest | None = None
+    payload_salt: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+
+    SCOPE_FIELDS: ClassVar[tuple[str, ...]] = REQUIRED_SCOPE
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # `from None`: pydantic's message echoes input values, which may be raw data.
+            raise contract_error(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Event:
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise contract_error(exc) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Event:
+        try:
+            return super().model_validate_json(json_data, **kwargs)
+        except ValidationError as exc:
+            raise contract_error(exc) from None
+
+    def replace(self, **changes: Any) -> Event:
+        """A copy with ``changes`` applied, for pipeline processors.
+
+        Like ``model_copy(update=...)`` (the changes are not re-validated: processors hand
+        over values they built to the contract, such as a redacted JSON payload), at about
+        half its cost on the emit hot path.
+        """
+        clone = Event.__new__(Event)
+        state = dict(self.__dict__)
+        state.update(changes)
+        object.__setattr__(clone, "__dict__", state)
+        object.__setattr__(
+            clone, "__pydantic_fields_set__", self.__pydantic_fields_set__ | set(changes)
+        )
+        object.__setattr__(clone, "__pydantic_extra__", None)
+        object.__setattr__(clone, "__pydantic_private__", None)
+        return clone
+
+    def scope(self) -> dict[str, str]:
+        """The required scope of this event as plain strings."""
+        return {name: str(getattr(self, name)) for name in REQUIRED_SCOPE}
+
+
+def _without_input(message: str) -> str:
+    # Pydantic puts the offending value into a few messages ("... [input_value=...]"); cut it.
+    return message.split(" [input_value=", 1)[0]
+
+
+def contract_error(exc: ValidationError) -> ContractError:
+    """Turn a pydantic ValidationError into a ContractError that names fields, never values."""
+    missing: list[str] = []
+    problems: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in err["loc"]) or "<event>"
+        top = str(err["loc"][0]) if err["loc"] else ""
+        # An absent, None or empty scope field is "missing": the contract never fills it in.
+        absent = err["type"] == "missing" or (top in REQUIRED_SCOPE and err["input"] in (None, ""))
+        if absent:
+            if top not in missing:
+                missing.append(top)
+        else:
+            # err["msg"] describes the rule broken; err["input"] is never put in the message.
+            problems.setdefault(field, _without_input(err["msg"]))
+    parts = []
+    if missing:
+        parts.append("missing required field(s): " + ", ".join(missing))
+    if problems:
+        parts.append("; ".join(f"{name}: {why}" for name, why in problems.items()))
+    return ContractError(
+        "event contract violated: " + "; ".join(parts), missing=missing, problems=problems
+    )

@@ -1,0 +1,68 @@
+"""The one exception tree of logkit.
+
+::
+
+    LogkitError
+    ├── ContractError (also ValueError)   an event breaks the envelope contract
+    ├── ConfigError                        configuration is missing or invalid
+    ├── SinkError                          a store could not do what was asked
+    │   ├── SinkUnavailable                the backend cannot be reached
+    │   └── SinkWriteError                 the backend refused or failed a write
+    ├── AuditChainError                    an audit chain is broken or cannot be appended
+    └── RedactionError                     the redaction gate could not process a value
+
+Backend and driver exceptions are mapped onto this tree at the boundary (``raise ... from exc``),
+so callers and CLI users never see a raw driver traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class LogkitError(Exception):
+    """Base class of every error logkit raises on purpose."""
+
+
+class ContractError(LogkitError, ValueError):
+    """An event does not satisfy the envelope contract.
+
+    ``missing`` names every required field that was absent; ``problems`` maps other
+    invalid fields to a short reason. Messages never echo field values: a value that
+    failed validation may be exactly the raw data the redaction gate exists to stop.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: Iterable[str] = (),
+        problems: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.missing: tuple[str, ...] = tuple(missing)
+        self.problems: dict[str, str] = dict(problems or {})
+
+
+class ConfigError(LogkitError):
+    """Configuration is missing, unreadable or inconsistent."""
+
+
+class SinkError(LogkitError):
+    """A store could not do what was asked."""
+
+
+class SinkUnavailable(SinkError):  # noqa: N818 - the name the design's error tree uses
+    """The backend cannot be reached (network, credentials, emulator down)."""
+
+
+class SinkWriteError(SinkError):
+    """The backend was reached but refused or failed the write."""
+
+
+class AuditChainError(LogkitError):
+    """An audit chain is broken, forked, or cannot be appended to."""
+
+
+class RedactionError(LogkitError):
+    """The redaction gate could not process a value; nothing raw is let through."""

@@ -1,0 +1,1 @@
+"""The ``logkit`` command line: one module per command group, assembled in :mod:`.main`."""

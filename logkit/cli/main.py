@@ -1,0 +1,28 @@
+"""Assembles the command groups into the ``logkit`` Typer app."""
+
+from __future__ import annotations
+
+import typer
+
+from logkit.cli import demo
+
+app = typer.Typer(
+    name="logkit",
+    help="logkit: canonical events, audit chain, sinks and privacy tooling.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("demo")(demo.demo)
+
+
+@app.command("version")
+def version() -> None:
+    """Print logkit's version and the envelope schema version."""
+    from logkit import SCHEMA_VERSION, __version__
+
+    typer.echo(f"logkit {__version__} (schema {SCHEMA_VERSION})")
+
+
+def main() -> None:
+    app()

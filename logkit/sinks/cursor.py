@@ -1,0 +1,43 @@
+"""Opaque paging cursors: the (ts, event_id) of the last event of a page."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+from logkit.envelope import Event
+from logkit.errors import ContractError
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_micros(ts: dt.datetime) -> int:
+    """Exact integer microseconds since the epoch (no float rounding)."""
+    delta = ts - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=micros)
+
+
+def encode(event: Event) -> str:
+    raw = json.dumps([to_micros(event.ts), event.event_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode(cursor: str) -> tuple[int, str]:
+    """(ts in microseconds, event_id) of the last event already returned."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        micros, event_id = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(micros, int) or not isinstance(event_id, str):
+            raise TypeError
+    except (ValueError, TypeError) as exc:
+        raise ContractError("invalid paging cursor", problems={"cursor": "not a cursor"}) from exc
+    return micros, event_id
+
+
+def after(event: Event, position: tuple[int, str]) -> bool:
+    return (to_micros(event.ts), event.event_id) > position

@@ -1,0 +1,134 @@
+"""The store roles as small Protocols, and the value types they take and return."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar, Protocol, runtime_checkable
+
+from logkit.envelope import Event
+
+
+class Role(StrEnum):
+    TIMELINE = "timeline"
+    AUDIT = "audit"
+    COST = "cost"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Events of one tenant, optionally narrowed; always ordered by (ts, event_id)."""
+
+    tenant_id: str
+    run_id: str | None = None
+    user_id: str | None = None
+    event_types: tuple[str, ...] | None = None
+    since: dt.datetime | None = None  # inclusive
+    until: dt.datetime | None = None  # exclusive
+    limit: int = 500
+    cursor: str | None = None  # opaque, from a previous Page
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    events: list[Event]
+    next_cursor: str | None  # None: nothing after this page
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which events a delete removes: always one tenant, narrowed by the other fields."""
+
+    tenant_id: str
+    user_id: str | None = None
+    run_id: str | None = None
+    event_ids: tuple[str, ...] | None = None
+    before: dt.datetime | None = None  # ts strictly before
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """One role's events on one backend. Writing an event_id twice stores it once."""
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Store ``events`` durably; idempotent on ``event_id``. Raises SinkError subclasses."""
+        ...
+
+    def query(self, query: Query) -> Page:
+        """One page of matching events in (ts, event_id) order."""
+        ...
+
+    def delete(self, selector: Selector) -> int:
+        """Remove matching events; returns how many were removed."""
+        ...
+
+
+class Backend(Protocol):
+    """A storage backend: built from a URI, it hands out one store per role it supports."""
+
+    scheme: ClassVar[str]
+    durable: ClassVar[bool]
+    roles: ClassVar[frozenset[Role]]
+
+    @classmethod
+    def from_uri(cls, uri: str) -> Backend: ...
+
+    def store(self, role: Role) -> EventStore: ...
+
+    def check_schema(self, *, create: bool = False) -> list[str]:
+        """Problems with the backend's tables/collections (created when ``create``)."""
+        ...
+
+    def describe(self) -> str:
+        """A one-line, credential-free description for tables and errors."""
+        ...
+
+    def close(self) -> None: ...
+
+
+DEFAULT_QUERY_LIMIT = 500
+MAX_QUERY_LIMIT = 10_000
+
+
+def clamp_limit(limit: int) -> int:
+    return max(1, min(limit, MAX_QUERY_LIMIT))
+
+
+def matches(event: Event, query: Query) -> bool:
+    """The reference semantics of a Query, for backends that filter in Python."""
+    return (
+        event.tenant_id == query.tenant_id
+        and (query.run_id is None or event.run_id == query.run_id)
+        and (query.user_id is None or event.user_id == query.user_id)
+        and (query.event_types is None or event.event_type.value in query.event_types)
+        and (query.since is None or event.ts >= query.since)
+        and (query.until is None or event.ts < query.until)
+    )
+
+
+def selected(event: Event, selector: Selector) -> bool:
+    return (
+        event.tenant_id == selector.tenant_id
+        and (selector.user_id is None or event.user_id == selector.user_id)
+        and (selector.run_id is None or event.run_id == selector.run_id)
+        and (selector.event_ids is None or event.event_id in selector.event_ids)
+        and (selector.before is None or event.ts < selector.before)
+    )
+
+
+ROLE_TABLES: dict[Role, str] = {
+    Role.TIMELINE: "timeline_events",
+    Role.AUDIT: "audit_events",
+    Role.COST: "cost_events",
+}
+"""Table (SQLite, BigQuery) or collection (Firestore) name of each role."""
+
+
+def sequence(events: Sequence[Event]) -> list[Event]:
+    """Last write wins within one batch; order kept (a batch may repeat an event_id)."""
+    unique: dict[str, Event] = {}
+    for event in events:
+        unique[event.event_id] = event
+    return list(unique.values())

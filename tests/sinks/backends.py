@@ -1,0 +1,34 @@
+"""Build each backend for tests: SQLite in a temp dir, memory, and the two emulators."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from logkit.sinks.protocols import Backend
+from logkit.sinks.registry import open_backend
+from tests import services
+
+KINDS = ("sqlite", "memory", "firestore", "bigquery")
+DURABLE_KINDS = ("sqlite", "firestore", "bigquery")
+
+
+def uri_for(kind: str, tmp_path: Path) -> str:
+    unique = uuid.uuid4().hex[:12]
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'logkit.db'}"
+    if kind == "memory":
+        return "memory://"
+    if kind == "firestore":
+        services.require("FIRESTORE_EMULATOR_HOST")
+        return f"firestore://logkit-test?root=t{unique}"
+    if kind == "bigquery":
+        services.require("BIGQUERY_EMULATOR_HOST")
+        return f"bigquery://logkit-test/ds_{unique}"
+    raise ValueError(kind)
+
+
+def make_backend(kind: str, tmp_path: Path) -> Backend:
+    backend = open_backend(uri_for(kind, tmp_path))
+    backend.check_schema(create=True)
+    return backend

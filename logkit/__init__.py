@@ -34,12 +34,20 @@ if TYPE_CHECKING:
     from logkit.adapters import from_legacy
     from logkit.asgi import CorrelationMiddleware
     from logkit.devlog import JsonFormatter, configure_logging
+    from logkit.read import iter_events, query_events, run_events
+    from logkit.runtime import configure, flush, shutdown
 
 __version__ = "0.1.0"
 
 # Names loaded on first use, so `import logkit` pays only for the emit path.
 _LAZY = {
     "CorrelationMiddleware": "logkit.asgi",
+    "configure": "logkit.runtime",
+    "flush": "logkit.runtime",
+    "shutdown": "logkit.runtime",
+    "iter_events": "logkit.read",
+    "query_events": "logkit.read",
+    "run_events": "logkit.read",
     "JsonFormatter": "logkit.devlog",
     "configure_logging": "logkit.devlog",
     "from_legacy": "logkit.adapters",
@@ -83,10 +91,16 @@ __all__ = [
     "__version__",
     "bind",
     "build_event",
+    "configure",
     "configure_logging",
     "current_scope",
     "emit",
     "emit_event",
+    "flush",
     "from_legacy",
+    "iter_events",
     "propagate",
+    "query_events",
+    "run_events",
+    "shutdown",
 ]

@@ -46,9 +46,21 @@ def emit(
     Scope and correlation come from :func:`logkit.bind` / the ASGI middleware unless given as
     keyword arguments. A missing required scope field raises ContractError naming it.
     """
-    return PIPELINE.process(build_event(event_type, payload, **fields))
+    event = build_event(event_type, payload, **fields)
+    if not PIPELINE.configured:
+        _configure_on_first_use()
+    return PIPELINE.process(event)
 
 
 def emit_event(event: Event) -> Event:
     """Hand an already built event (e.g. from a legacy adapter) to the pipeline."""
+    if not PIPELINE.configured:
+        _configure_on_first_use()
     return PIPELINE.process(event)
+
+
+def _configure_on_first_use() -> None:
+    # Imported here: configuration (pydantic-settings, sinks) is not paid by `import logkit`.
+    from logkit.runtime import ensure_configured
+
+    ensure_configured()

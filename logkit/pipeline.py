@@ -24,6 +24,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._processors: tuple[Processor, ...] = (redact_event, *processors)
         self._outputs: tuple[Output, ...] = tuple(outputs)
+        # False until logkit.configure() (or the first emit) has installed the router.
+        self.configured = False
 
     def process(self, event: Event) -> Event:
         # Read the tuples once: a concurrent reconfigure swaps them atomically.

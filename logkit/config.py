@@ -1,0 +1,143 @@
+"""Settings: ``logkit.toml`` plus ``LOGKIT_*`` environment overrides, parsed once.
+
+Precedence: explicit arguments to :func:`logkit.configure`, then ``LOGKIT_*`` variables
+(nested with ``__``, e.g. ``LOGKIT_SINKS__AUDIT``), then the file named by ``--config`` /
+``LOGKIT_CONFIG``, then defaults. With no configuration at all logkit runs in ``dev`` on SQLite
+at ``./.logkit/logkit.db``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from logkit.envelope import Env
+from logkit.errors import ConfigError
+from logkit.sinks.protocols import Role
+
+DEFAULT_SQLITE_URI = "sqlite:///.logkit/logkit.db"
+CONFIG_ENV_VAR = "LOGKIT_CONFIG"
+
+
+class SinksConfig(BaseModel):
+    """One URI per store role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeline: str | None = None
+    audit: str | None = None
+    cost: str | None = None
+
+    def uri(self, role: Role) -> str | None:
+        value: str | None = getattr(self, Role(role).value)
+        return value
+
+
+class DispatchConfig(BaseModel):
+    """Batching, retry and spooling: shared by every backend (declared once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(500, ge=1, le=10_000)
+    flush_interval_s: float = Field(0.25, gt=0, le=60)
+    queue_size: int = Field(100_000, ge=1)
+    # The longest an emit may wait for room in a full queue before it writes its event to the
+    # spool itself; a full queue never drops an event.
+    max_block_s: float = Field(0.05, ge=0, le=10)
+    retry_attempts: int = Field(3, ge=1, le=20)
+    retry_initial_s: float = Field(0.05, ge=0)
+    retry_max_s: float = Field(2.0, ge=0)
+    replay_interval_s: float = Field(1.0, gt=0)
+    spool_path: Path = Path(".logkit/spool.db")
+    shutdown_timeout_s: float = Field(10.0, ge=0)
+    # Bound on one backend operation (network timeouts), and on each check-sinks probe.
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """All of logkit's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOGKIT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    env: Env = Env.DEV
+    sinks: SinksConfig = SinksConfig()
+    dispatch: DispatchConfig = DispatchConfig()
+    gcp_project: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    def sink_uri(self, role: Role) -> str | None:
+        """The role's URI; with no sinks configured at all, the dev SQLite default."""
+        uri = self.sinks.uri(role)
+        if uri is None and self.env is Env.DEV and not any(
+            self.sinks.uri(r) for r in Role
+        ):
+            return DEFAULT_SQLITE_URI
+        return uri
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """The TOML file named by ``LOGKIT_CONFIG`` (set from ``--config`` by the CLI)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(CONFIG_ENV_VAR)
+        return read_toml(Path(path)) if path else {}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Parse settings once from the file, the environment and ``overrides``."""
+    previous = os.environ.get(CONFIG_ENV_VAR)
+    if config_path is not None:
+        os.environ[CONFIG_ENV_VAR] = str(config_path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigError(f"invalid logkit configuration: {problems}") from None
+    finally:
+        if config_path is not None:
+            if previous is None:
+                os.environ.pop(CONFIG_ENV_VAR, None)
+            else:
+                os.environ[CONFIG_ENV_VAR] = previous

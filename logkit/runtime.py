@@ -1,0 +1,141 @@
+"""The configured runtime: settings -> backends -> stores -> dispatchers -> router.
+
+:func:`configure` builds it and installs the router as the pipeline's output; the first emit
+configures from file/environment/defaults if nobody called it. :func:`flush` drains, and
+interpreter shutdown flushes within ``dispatch.shutdown_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logkit.config import Settings, load_settings
+from logkit.dispatch import Dispatcher
+from logkit.envelope import Env
+from logkit.errors import ConfigError
+from logkit.pipeline import PIPELINE
+from logkit.routing import Router
+from logkit.sinks.protocols import Backend, EventStore, Role
+from logkit.sinks.registry import backend_class, open_backend
+from logkit.spool import Spool
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    backends: dict[str, Backend]
+    stores: dict[Role, EventStore]
+    dispatchers: dict[Role, Dispatcher]
+    router: Router
+    spool: Spool
+    uris: dict[Role, str] = field(default_factory=dict)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return all([d.flush(timeout) for d in self.dispatchers.values()])
+
+    def close(self, timeout: float | None = None) -> bool:
+        drained = all([d.close(timeout) for d in self.dispatchers.values()])
+        for backend in self.backends.values():
+            backend.close()
+        self.spool.close()
+        return drained
+
+
+_lock = threading.RLock()
+_runtime: Runtime | None = None
+_atexit_registered = False
+
+
+def validate_sinks(settings: Settings) -> dict[Role, str]:
+    """Every role's URI; outside dev each must be set and durable (no in-memory fallback)."""
+    uris: dict[Role, str] = {}
+    problems: list[str] = []
+    for role in Role:
+        uri = settings.sink_uri(role)
+        if uri is None:
+            problems.append(f"no sink configured for role {role.value!r}")
+            continue
+        if settings.env is not Env.DEV and not backend_class(uri).durable:
+            problems.append(f"role {role.value!r} uses non-durable {uri!r} in {settings.env.value}")
+        uris[role] = uri
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return uris
+
+
+def build(settings: Settings) -> Runtime:
+    uris = validate_sinks(settings)
+    backends: dict[str, Backend] = {}
+    for uri in uris.values():
+        if uri not in backends:
+            backends[uri] = open_backend(uri)
+    stores = {role: backends[uri].store(role) for role, uri in uris.items()}
+    spool = Spool(Path(settings.dispatch.spool_path))
+    dispatchers = {
+        role: Dispatcher(f"{uri}#{role.value}", stores[role], spool, settings.dispatch)
+        for role, uri in uris.items()
+    }
+    return Runtime(settings, backends, stores, dispatchers, Router(dispatchers), spool, uris)
+
+
+def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtime:
+    """Set logkit up explicitly (file, ``LOGKIT_*`` env, then ``overrides``); returns the runtime.
+
+    Outside ``dev`` every role must resolve to a durable backend, or this raises ConfigError.
+    A previous runtime is flushed and closed first.
+    """
+    global _runtime, _atexit_registered  # noqa: PLW0603 - one runtime per process
+    settings = load_settings(config_path, **overrides)
+    runtime = build(settings)
+    with _lock:
+        previous, _runtime = _runtime, runtime
+        if previous is not None:
+            PIPELINE.remove_output(previous.router)
+        PIPELINE.add_output(runtime.router)
+        PIPELINE.configured = True
+        if not _atexit_registered:
+            atexit.register(_shutdown)
+            _atexit_registered = True
+    if previous is not None:
+        previous.close(previous.settings.dispatch.shutdown_timeout_s)
+    return runtime
+
+
+def ensure_configured() -> Runtime:
+    with _lock:
+        if _runtime is not None:
+            return _runtime
+        return configure()
+
+
+def current() -> Runtime:
+    return ensure_configured()
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Drain every dispatcher to its store (or the spool); False if ``timeout`` passed first."""
+    with _lock:
+        runtime = _runtime
+    return True if runtime is None else runtime.flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and close the runtime; the next emit configures a new one."""
+    global _runtime  # noqa: PLW0603
+    with _lock:
+        runtime, _runtime = _runtime, None
+        if runtime is not None:
+            PIPELINE.remove_output(runtime.router)
+        PIPELINE.configured = False
+    if runtime is None:
+        return True
+    return runtime.close(runtime.settings.dispatch.shutdown_timeout_s if timeout is None
+                         else timeout)
+
+
+def _shutdown() -> None:
+    shutdown()

@@ -15,6 +15,7 @@ from _timing import line, per_call_seconds
 
 import logkit
 from logkit.envelope import new_event_id
+from logkit.redaction import clean_report, redact_event
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
 SCOPE = {
@@ -39,7 +40,11 @@ def main() -> None:
         build_json = per_call_seconds(
             lambda: logkit.build_event("tool_call_ended", PAYLOAD).model_dump_json(), N
         )
-        emit = per_call_seconds(lambda: logkit.emit("tool_call_ended", PAYLOAD), N)
+        clean = clean_report()
+        gated = per_call_seconds(
+            lambda: redact_event(logkit.build_event("tool_call_ended", PAYLOAD, redaction=clean)),
+            N,
+        )
 
     renderer = structlog.processors.JSONRenderer()
     stamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
@@ -77,10 +82,10 @@ def main() -> None:
         "logkit build+validate+JSON", 1 / build_json, "events/s", f"{build_json * 1e6:.2f} us/event"
     )
     line(
-        "logkit emit (build+validate+gate+pipeline)",
-        1 / emit,
+        "logkit build+validate+redaction gate",
+        1 / gated,
         "events/s",
-        f"{emit * 1e6:.2f} us/event",
+        f"{gated * 1e6:.2f} us/event",
     )
     line(
         "structlog render equivalent dict to JSON",

@@ -9,6 +9,7 @@ from logkit.context import active_span_ids, bound_fields
 from logkit.envelope import DEFAULT_STORAGE_CLASS, Event, EventType
 from logkit.errors import ContractError
 from logkit.pipeline import PIPELINE
+from logkit.redaction import clean_report
 
 
 def build_event(
@@ -18,24 +19,7 @@ def build_event(
 
     Raises ContractError when required scope is missing from both.
     """
-    data: dict[str, Any] = dict(bound_fields())
-    span = active_span_ids()
-    if span is not None:
-        data["trace_id"], data["span_id"] = span
-    data.update(fields)
-    try:
-        kind = EventType(event_type)
-    except ValueError:
-        raise ContractError(
-            f"unknown event_type {str(event_type)[:64]!r}",
-            problems={"event_type": "not a known event type"},
-        ) from None
-    data["event_type"] = kind
-    if "storage_class" not in data and kind in DEFAULT_STORAGE_CLASS:
-        data["storage_class"] = DEFAULT_STORAGE_CLASS[kind]
-    if payload is not None:
-        data["payload"] = payload
-    return Event(**data)
+    return _build(event_type, payload, fields)
 
 
 def emit(
@@ -46,10 +30,38 @@ def emit(
     Scope and correlation come from :func:`logkit.bind` / the ASGI middleware unless given as
     keyword arguments. A missing required scope field raises ContractError naming it.
     """
-    event = build_event(event_type, payload, **fields)
+    if "redaction" not in fields:
+        # Stamped with the gate's "nothing found" report, so the common case needs no copy.
+        fields["redaction"] = clean_report()
+    event = _build(event_type, payload, fields)
     if not PIPELINE.configured:
         _configure_on_first_use()
     return PIPELINE.process(event)
+
+
+def _build(
+    event_type: EventType | str, payload: Mapping[str, Any] | None, fields: dict[str, Any]
+) -> Event:
+    data: dict[str, Any] = dict(bound_fields())
+    span = active_span_ids()
+    if span is not None:
+        data["trace_id"], data["span_id"] = span
+    data.update(fields)
+    kind = _EVENT_TYPES.get(event_type)  # a dict hit is much cheaper than EventType(...)
+    if kind is None:
+        raise ContractError(
+            f"unknown event_type {str(event_type)[:64]!r}",
+            problems={"event_type": "not a known event type"},
+        )
+    data["event_type"] = kind
+    if "storage_class" not in data and kind in DEFAULT_STORAGE_CLASS:
+        data["storage_class"] = DEFAULT_STORAGE_CLASS[kind]
+    if payload is not None:
+        data["payload"] = payload
+    return Event.from_dict(data)
+
+
+_EVENT_TYPES: dict[object, EventType] = {t.value: t for t in EventType}
 
 
 def emit_event(event: Event) -> Event:

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from logkit.envelope import Event, StorageClass
@@ -33,7 +33,12 @@ class Router:
 
     def __init__(self, dispatchers: Mapping[Role, Submitter]) -> None:
         self.dispatchers = dict(dispatchers)
+        # Resolved once: the router runs for every event.
+        self._targets: dict[StorageClass, tuple[Callable[[Event], None], ...]] = {
+            storage: tuple(self.dispatchers[role].submit for role in roles)
+            for storage, roles in ROUTES.items()
+        }
 
     def __call__(self, event: Event) -> None:
-        for role in ROUTES[event.storage_class]:
-            self.dispatchers[role].submit(event)
+        for submit in self._targets[event.storage_class]:
+            submit(event)

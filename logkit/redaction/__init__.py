@@ -10,6 +10,7 @@ from __future__ import annotations
 from logkit.redaction.gate import (
     PassThroughRedactor,
     Redactor,
+    clean_report,
     get_redactor,
     redact_event,
     redact_text,
@@ -19,6 +20,7 @@ from logkit.redaction.gate import (
 __all__ = [
     "PassThroughRedactor",
     "Redactor",
+    "clean_report",
     "get_redactor",
     "redact_event",
     "redact_text",

@@ -11,9 +11,15 @@ class Redactor(Protocol):
     """Turns a JSON-like value into a copy safe to store, plus a report of what it replaced."""
 
     policy: str
+    clean: RedactionReport
+    """The report for a value in which nothing was found; returned as this very object."""
 
     def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
-        """Return the redacted copy of ``value`` and counts by kind (never the values)."""
+        """Return the redacted copy of ``value`` and counts by kind (never the values).
+
+        When nothing is found, return ``value`` itself and ``self.clean``: the emit hot path
+        then keeps the event as built instead of copying it.
+        """
         ...
 
 
@@ -21,10 +27,10 @@ class PassThroughRedactor:
     """Changes nothing and says so (policy ``none``)."""
 
     policy = "none"
-    _report = RedactionReport(policy="none")
+    clean = RedactionReport(policy="none")
 
     def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
-        return value, self._report
+        return value, self.clean
 
 
 _redactor: Redactor = PassThroughRedactor()
@@ -47,9 +53,14 @@ def redact_text(text: str, *, tenant_id: str | None = None) -> str:
     return str(redacted)
 
 
+def clean_report() -> RedactionReport:
+    """What the installed gate reports for a payload with nothing to redact."""
+    return _redactor.clean
+
+
 def redact_event(event: Event) -> Event:
     """The pipeline processor: redact the payload and record what the gate did."""
     payload, report = _redactor.redact(event.payload, tenant_id=event.tenant_id)
-    if payload is event.payload and event.redaction == report:
-        return event
+    if payload is event.payload and report is event.redaction:
+        return event  # nothing found, and emit already stamped the clean report
     return event.replace(payload=payload, redaction=report)

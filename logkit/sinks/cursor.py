@@ -12,10 +12,12 @@ from logkit.errors import ContractError
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+_ONE_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def to_micros(ts: dt.datetime) -> int:
-    """Exact integer microseconds since the epoch (no float rounding)."""
-    delta = ts - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    """Exact integer microseconds since the epoch (timedelta arithmetic, no float rounding)."""
+    return (ts - EPOCH) // _ONE_MICROSECOND
 
 
 def from_micros(micros: int) -> dt.datetime:

@@ -504,3 +504,15 @@ def test_replace_matches_model_copy_and_leaves_the_original_alone() -> None:
     assert fast == slow and fast.model_dump_json() == slow.model_dump_json()
     assert fast.model_fields_set == slow.model_fields_set
     assert event.payload == {"a": 1} and event.redaction is None
+
+
+@settings(max_examples=200)
+@given(events)
+def test_fast_json_body_matches_pydantic_and_round_trips(event: Event) -> None:
+    assert json.loads(event.to_json()) == json.loads(event.model_dump_json())
+    assert Event.model_validate_json(event.to_json()) == event
+
+
+def test_fast_json_body_falls_back_for_wide_integers() -> None:
+    event = Event(**SCOPE, event_type="message", payload={"big": 2**80})
+    assert Event.model_validate_json(event.to_json()).payload["big"] == 2**80

@@ -41,13 +41,15 @@ class WordRedactor:
     """A test gate that replaces the word 'hunter2' wherever it appears."""
 
     policy = "test-words"
+    clean = RedactionReport(policy="test-words")
 
     def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
         text = json.dumps(value)
         count = text.count("hunter2")
-        return json.loads(text.replace("hunter2", "[SECRET:1]")), RedactionReport(
-            policy=self.policy, counts={"secret": count} if count else {}
-        )
+        if not count:
+            return value, self.clean
+        redacted = json.loads(text.replace("hunter2", "[SECRET:1]"))
+        return redacted, RedactionReport(policy=self.policy, counts={"secret": count})
 
 
 def test_one_json_object_per_line_with_cloud_logging_fields(log: Any) -> None:

@@ -50,6 +50,9 @@ class Dispatcher:
         self.spool = spool
         self.config = config
         self.stats = DispatchStats()
+        # Plain attributes: submit() runs once per event on the caller's thread.
+        self._queue_size = config.queue_size
+        self._batch_size = config.batch_size
         self._queue: deque[Event] = deque()
         self._cond = threading.Condition()
         self._busy = False
@@ -60,21 +63,26 @@ class Dispatcher:
         self._backlog = True
         self._next_replay = 0.0
         self._replay_delay = config.replay_interval_s
+        self._start()
 
     # --- caller side ------------------------------------------------------------------------
 
     def submit(self, event: Event) -> None:
         """Queue one event; never blocks longer than ``max_block_s``, never drops it."""
-        with self._cond:
-            if self._thread is None:
-                self._start()
-            if len(self._queue) >= self.config.queue_size:
-                self._cond.wait_for(lambda: len(self._queue) < self.config.queue_size,
-                                    timeout=self.config.max_block_s)
-            if len(self._queue) < self.config.queue_size:
-                self._queue.append(event)
-                if len(self._queue) >= self.config.batch_size:
+        queue = self._queue
+        if len(queue) < self._queue_size:
+            # deque.append is atomic under the GIL: the common path takes no lock at all.
+            queue.append(event)
+            if len(queue) % self._batch_size == 0:
+                with self._cond:
                     self._cond.notify_all()
+            return
+        with self._cond:
+            self._cond.wait_for(
+                lambda: len(queue) < self._queue_size, timeout=self.config.max_block_s
+            )
+            if len(queue) < self._queue_size:
+                queue.append(event)
                 return
         self._spool([event])  # queue still full: the caller pays one spool write, nothing lost
 
@@ -84,8 +92,6 @@ class Dispatcher:
         Returns False if ``timeout`` passed first.
         """
         with self._cond:
-            if self._thread is None:
-                self._start()
             self._flush_requested = True
             self._next_replay = 0.0
             self._cond.notify_all()
@@ -112,8 +118,9 @@ class Dispatcher:
     # --- worker side ------------------------------------------------------------------------
 
     def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"logkit-dispatch[{self.sink}]",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"logkit-dispatch[{self.sink}]", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:
@@ -122,8 +129,10 @@ class Dispatcher:
                 self._cond.wait_for(self._has_work, timeout=self.config.flush_interval_s)
                 if self._stopping and not self._queue:
                     return
-                batch = [self._queue.popleft()
-                         for _ in range(min(len(self._queue), self.config.batch_size))]
+                batch = [
+                    self._queue.popleft()
+                    for _ in range(min(len(self._queue), self.config.batch_size))
+                ]
                 flushing = self._flush_requested and not self._queue
                 self._busy = bool(batch)
                 self._cond.notify_all()  # room in the queue for blocked submitters
@@ -132,10 +141,9 @@ class Dispatcher:
                     self._replay()
                 if batch:
                     self._deliver(batch)
-            except Exception as exc:  # the worker must survive anything; spool what it holds
-                log.error("logkit dispatcher %s: unexpected %s", self.sink, type(exc).__name__)
-                if batch:
-                    self._spool(batch)
+            except Exception as exc:  # the worker must survive anything and lose nothing
+                log.error("logkit dispatcher %s: %s: %s", self.sink, type(exc).__name__, exc)
+                self._hold(batch)
             finally:
                 with self._cond:
                     self._busy = False
@@ -143,12 +151,26 @@ class Dispatcher:
                         self._flush_requested = False
                     self._cond.notify_all()
 
+    def _hold(self, batch: list[Event]) -> None:
+        """Nowhere to put a batch (store and spool both failing): keep it first in line."""
+        try:
+            if batch:
+                self._spool(batch)
+            return
+        except Exception as exc:
+            log.critical(
+                "logkit dispatcher %s: spool failed too (%s); holding %d events in memory",
+                self.sink,
+                exc,
+                len(batch),
+            )
+        with self._cond:
+            self._queue.extendleft(reversed(batch))
+            # Back off instead of spinning on a broken disk; flush() callers time out honestly.
+            self._cond.wait(self.config.replay_interval_s)
+
     def _has_work(self) -> bool:
-        return (
-            len(self._queue) >= self.config.batch_size
-            or self._flush_requested
-            or self._stopping
-        )
+        return len(self._queue) >= self.config.batch_size or self._flush_requested or self._stopping
 
     def _deliver(self, batch: list[Event]) -> None:
         if self._backlog:  # keep order: while anything waits in the spool, join the queue
@@ -168,8 +190,9 @@ class Dispatcher:
             retry=retry_if_exception_type(SinkUnavailable),
             stop=stop_after_attempt(self.config.retry_attempts),
             # Exponential backoff with jitter, so many writers do not retry in lockstep.
-            wait=wait_exponential(multiplier=self.config.retry_initial_s,
-                                  max=self.config.retry_max_s)
+            wait=wait_exponential(
+                multiplier=self.config.retry_initial_s, max=self.config.retry_max_s
+            )
             + wait_random(0, self.config.retry_initial_s),
             reraise=True,
         )

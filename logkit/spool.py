@@ -9,10 +9,12 @@ rejected) move to the ``dead`` table, kept for inspection instead of blocking th
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+from logkit._sqlite import ThreadConnections
 from logkit.envelope import Event
 from logkit.errors import SinkUnavailable
 
@@ -21,7 +23,7 @@ CREATE TABLE IF NOT EXISTS spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sink TEXT NOT NULL,
     body TEXT NOT NULL,
-    spooled_at REAL NOT NULL DEFAULT (unixepoch('subsec'))
+    spooled_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spool_sink ON spool (sink, id);
 CREATE TABLE IF NOT EXISTS dead (
@@ -29,7 +31,7 @@ CREATE TABLE IF NOT EXISTS dead (
     sink TEXT NOT NULL,
     body TEXT NOT NULL,
     reason TEXT NOT NULL,
-    failed_at REAL NOT NULL DEFAULT (unixepoch('subsec'))
+    failed_at REAL NOT NULL
 );
 """
 
@@ -37,66 +39,75 @@ CREATE TABLE IF NOT EXISTS dead (
 class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections = ThreadConnections(
+            path,
+            timeout=30.0,
+            pragmas=("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"),
+            setup=lambda conn: conn.executescript(_SCHEMA),
+        )
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        try:
+            return self._connections.get()
+        except (OSError, sqlite3.Error) as exc:
+            raise SinkUnavailable(f"spool {self.path} unusable: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                       check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-            except (OSError, sqlite3.Error) as exc:
-                raise SinkUnavailable(f"spool {self.path} unusable: {exc}") from exc
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise SinkUnavailable(f"spool {self.path} unusable: {exc}") from exc
 
     def put(self, sink: str, events: Sequence[Event]) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO spool (sink, body) VALUES (?, ?)",
-                         [(sink, e.model_dump_json()) for e in events])
-        conn.execute("COMMIT")
+        now = time.time()
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO spool (sink, body, spooled_at) VALUES (?, ?, ?)",
+                [(sink, e.to_json(), now) for e in events],
+            )
 
     def peek(self, sink: str, limit: int) -> list[tuple[int, Event]]:
-        rows = self._conn().execute(
-            "SELECT id, body FROM spool WHERE sink = ? ORDER BY id LIMIT ?", (sink, limit)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT id, body FROM spool WHERE sink = ? ORDER BY id LIMIT ?", (sink, limit))
+            .fetchall()
+        )
         return [(row_id, Event.model_validate_json(body)) for row_id, body in rows]
 
     def ack(self, ids: Sequence[int]) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
-        conn.execute("COMMIT")
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
 
     def bury(self, sink: str, events: Sequence[Event], reason: str) -> None:
         """Keep events a backend rejected (not an outage) in the dead-letter table."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO dead (sink, body, reason) VALUES (?, ?, ?)",
-                         [(sink, e.model_dump_json(), reason) for e in events])
-        conn.execute("COMMIT")
+        now = time.time()
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO dead (sink, body, reason, failed_at) VALUES (?, ?, ?, ?)",
+                [(sink, e.to_json(), reason, now) for e in events],
+            )
 
     def count(self, sink: str | None = None) -> int:
-        sql, params = "SELECT COUNT(*) FROM spool", ()
-        if sink is not None:
-            sql, params = sql + " WHERE sink = ?", (sink,)
-        return int(self._conn().execute(sql, params).fetchone()[0])
+        if sink is None:
+            row = self._conn().execute("SELECT COUNT(*) FROM spool").fetchone()
+        else:
+            row = (
+                self._conn()
+                .execute("SELECT COUNT(*) FROM spool WHERE sink = ?", (sink,))
+                .fetchone()
+            )
+        return int(row[0])
 
     def dead_count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM dead").fetchone()[0])
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._connections.close()

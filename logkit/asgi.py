@@ -38,10 +38,14 @@ class CorrelationMiddleware:
     response echoes ``X-Request-Id`` and ``traceparent``.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, check_sinks_on_startup: bool = True) -> None:
         self.app = app
+        self.check_sinks_on_startup = check_sinks_on_startup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.check_sinks_on_startup:
+            await self._lifespan(scope, receive, send)
+            return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -61,6 +65,30 @@ class CorrelationMiddleware:
 
         with bind(**fields):
             await self.app(scope, receive, send_with_correlation)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Fail the app's start-up when logkit's sinks are not valid for this env (fail fast)."""
+        first = await receive()
+        if first["type"] == "lifespan.startup":
+            from logkit.errors import ConfigError
+            from logkit.runtime import ensure_configured
+
+            try:
+                ensure_configured()
+            except ConfigError as exc:
+                # Report, then raise: the convention Starlette's router and uvicorn follow.
+                await send({"type": "lifespan.startup.failed", "message": f"logkit: {exc}"})
+                raise
+        replayed = False
+
+        async def receive_again() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return first
+            return await receive()
+
+        await self.app(scope, receive_again, send)
 
 
 def request_fields(headers: Any) -> tuple[dict[str, str], str]:

@@ -47,7 +47,7 @@ class DispatchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(500, ge=1, le=10_000)
+    batch_size: int = Field(2_000, ge=1, le=10_000)
     flush_interval_s: float = Field(0.25, gt=0, le=60)
     queue_size: int = Field(100_000, ge=1)
     # The longest an emit may wait for room in a full queue before it writes its event to the
@@ -90,12 +90,17 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _TomlSource(settings_cls))
 
     def sink_uri(self, role: Role) -> str | None:
-        """The role's URI; with no sinks configured at all, the dev SQLite default."""
+        """The role's URI.
+
+        With no sinks configured at all, dev uses the SQLite default for every role. An unset
+        cost role shares the timeline's backend (usage is timeline-shaped data; a durable
+        default, never an in-memory one). Anything else unset stays None: an error outside dev.
+        """
         uri = self.sinks.uri(role)
-        if uri is None and self.env is Env.DEV and not any(
-            self.sinks.uri(r) for r in Role
-        ):
+        if uri is None and self.env is Env.DEV and not any(self.sinks.uri(r) for r in Role):
             return DEFAULT_SQLITE_URI
+        if uri is None and Role(role) is Role.COST:
+            return self.sinks.timeline
         return uri
 
 

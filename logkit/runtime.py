@@ -125,7 +125,7 @@ def flush(timeout: float | None = None) -> bool:
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and close the runtime; the next emit configures a new one."""
-    global _runtime  # noqa: PLW0603
+    global _runtime
     with _lock:
         runtime, _runtime = _runtime, None
         if runtime is not None:
@@ -133,8 +133,9 @@ def shutdown(timeout: float | None = None) -> bool:
         PIPELINE.configured = False
     if runtime is None:
         return True
-    return runtime.close(runtime.settings.dispatch.shutdown_timeout_s if timeout is None
-                         else timeout)
+    return runtime.close(
+        runtime.settings.dispatch.shutdown_timeout_s if timeout is None else timeout
+    )
 
 
 def _shutdown() -> None:

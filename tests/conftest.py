@@ -53,9 +53,8 @@ def _reset_redactor() -> Iterator[None]:
 
 
 @pytest.fixture
-def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
-        type[logkit.configure]]:
-    """``configured(**settings)`` sets up a runtime for one test; the memory one comes back after."""
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[logkit.configure]]:
+    """``configured(**settings)``: a runtime for one test; the memory one comes back after."""
     monkeypatch.chdir(tmp_path)
     runtimes: list[Runtime] = []
 

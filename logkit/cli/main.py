@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import demo
+from logkit.cli import demo, sinks
 
 app = typer.Typer(
     name="logkit",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("demo")(demo.demo)
+app.command("check-sinks")(sinks.check_sinks)
 
 
 @app.command("version")

@@ -302,14 +302,18 @@ def test_websocket_is_bound_and_accept_echoes_headers() -> None:
     assert scope["tenant_id"] == "t_acme" and scope["trace_id"] == TRACE
 
 
-def test_non_http_scopes_pass_through() -> None:
+def test_lifespan_passes_through_with_the_startup_message() -> None:
     seen: list[str] = []
+
+    async def receive() -> dict[str, str]:
+        return {"type": "lifespan.startup"}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["type"])
+        seen.append((await receive())["type"])
 
-    asyncio.run(CorrelationMiddleware(app)({"type": "lifespan"}, None, None))
-    assert seen == ["lifespan"]
+    asyncio.run(CorrelationMiddleware(app)({"type": "lifespan"}, receive, None))
+    assert seen == ["lifespan", "lifespan.startup"]
 
 
 # --- OpenTelemetry ----------------------------------------------------------------------------

@@ -32,3 +32,12 @@ def make_backend(kind: str, tmp_path: Path) -> Backend:
     backend = open_backend(uri_for(kind, tmp_path))
     backend.check_schema(create=True)
     return backend
+
+
+def discard(backend: Backend) -> None:
+    """Drop what a test created (BigQuery datasets stay in the emulator's memory otherwise)."""
+    client = getattr(backend, "_client", None)
+    dataset_id = getattr(backend, "dataset_id", None)
+    if client is not None and dataset_id is not None:
+        client.delete_dataset(dataset_id, delete_contents=True, not_found_ok=True)
+    backend.close()

@@ -13,7 +13,7 @@ import pytest
 from logkit import ContractError, Event
 from logkit.sinks.protocols import Backend, EventStore, Query, Role, Selector
 from tests.conftest import SCOPE
-from tests.sinks.backends import KINDS, make_backend
+from tests.sinks.backends import KINDS, discard, make_backend
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -22,7 +22,7 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     backend = make_backend(request.param, tmp_path)
     yield backend
-    backend.close()
+    discard(backend)
 
 
 @pytest.fixture
@@ -52,8 +52,10 @@ def _fields(query: Query) -> dict[str, Any]:
 
 
 def test_append_and_read_back_exactly(store: EventStore) -> None:
-    events = [ev(i, run_id="run_a", user_id="u1", payload={"n": i, "nested": {"x": [1, "a"]}})
-              for i in range(5)]
+    events = [
+        ev(i, run_id="run_a", user_id="u1", payload={"n": i, "nested": {"x": [1, "a"]}})
+        for i in range(5)
+    ]
     store.write(events)
     got = read_all(store, Query(tenant_id="t_acme"))
     assert got == events
@@ -85,8 +87,12 @@ def test_a_runs_events_come_back_in_order(store: EventStore) -> None:
 
 def test_queries_by_run_user_type_and_time(store: EventStore) -> None:
     events = [
-        ev(i, run_id=f"run_{i % 3}", user_id=f"u{i % 2}",
-           event_type=("step_started", "step_ended", "message")[i % 3])
+        ev(
+            i,
+            run_id=f"run_{i % 3}",
+            user_id=f"u{i % 2}",
+            event_type=("step_started", "step_ended", "message")[i % 3],
+        )
         for i in range(24)
     ]
     store.write(events)
@@ -109,8 +115,7 @@ def test_queries_by_run_user_type_and_time(store: EventStore) -> None:
     for case in cases:
         got = read_all(store, Query(tenant_id="t_acme", **case))
         assert got == expect(**case), case
-    since_exact = read_all(store, Query(tenant_id="t_acme", since=events[5].ts,
-                                        until=events[6].ts))
+    since_exact = read_all(store, Query(tenant_id="t_acme", since=events[5].ts, until=events[6].ts))
     assert since_exact == [events[5]]  # since inclusive, until exclusive
 
 

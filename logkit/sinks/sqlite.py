@@ -63,7 +63,7 @@ def mapped(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, OSError) as exc:
             raise SinkUnavailable(f"SQLite unavailable: {exc}") from exc
         except sqlite3.Error as exc:
             raise SinkWriteError(f"SQLite error: {exc}") from exc

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+import logkit
 from logkit import Event, EventType, StorageClass
 from logkit.cli.main import app
+from tests.conftest import memory_sinks
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The demo writes to ./.logkit: keep it in a temp dir, then restore the memory runtime."""
+    monkeypatch.chdir(tmp_path)
+    yield
+    logkit.configure(**memory_sinks(tmp_path / "restored"))
 
 
 def test_demo_json_prints_a_valid_run() -> None:
@@ -33,10 +46,16 @@ def test_demo_json_prints_a_valid_run() -> None:
     )
 
 
-def test_demo_table_and_log_line() -> None:
+def test_demo_table_and_log_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
-    assert "canonical events" in result.output and "logging.googleapis.com" in result.output
+    assert "read back from sqlite" in result.output and "logging.googleapis.com" in result.output
+    assert (tmp_path / ".logkit" / "logkit.db").exists()  # the embedded default, no config
+
+
+def test_demo_with_a_bad_config_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--config", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2 and "config file not found" in result.output
 
 
 def test_version() -> None:

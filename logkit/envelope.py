@@ -131,7 +131,7 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", defer_build=True))
 class RedactionReport:
     """What the redaction gate did to an event: counts by kind and the policy, never values.
 
@@ -166,6 +166,9 @@ class Event(BaseModel, metaclass=_ContractMeta):
         extra="forbid",
         use_enum_values=False,
         ser_json_timedelta="iso8601",
+        # The validator is built on first use (or by warm_up()), so `import logkit` and CLI
+        # commands that never build an event do not pay for it.
+        defer_build=True,
     )
 
     # Required scope: never defaulted, never guessed.
@@ -266,6 +269,11 @@ class Event(BaseModel, metaclass=_ContractMeta):
 def _without_input(message: str) -> str:
     # Pydantic puts the offending value into a few messages ("... [input_value=...]"); cut it.
     return message.split(" [input_value=", 1)[0]
+
+
+def warm_up() -> None:
+    """Build the envelope's validator and serializer now rather than on the first event."""
+    Event.model_rebuild()
 
 
 def contract_error(exc: ValidationError) -> ContractError:

@@ -15,7 +15,7 @@ from typing import Any
 
 from logkit.config import Settings, load_settings
 from logkit.dispatch import Dispatcher
-from logkit.envelope import Env
+from logkit.envelope import Env, warm_up
 from logkit.errors import ConfigError
 from logkit.pipeline import PIPELINE
 from logkit.routing import Router
@@ -91,6 +91,7 @@ def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtim
     global _runtime, _atexit_registered  # noqa: PLW0603 - one runtime per process
     settings = load_settings(config_path, **overrides)
     runtime = build(settings)
+    warm_up()  # configure() runs at start-up: pay for the envelope's validator there
     with _lock:
         previous, _runtime = _runtime, runtime
         if previous is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Protocol
 
 from logkit.envelope import Event, RedactionReport
@@ -11,8 +12,11 @@ class Redactor(Protocol):
     """Turns a JSON-like value into a copy safe to store, plus a report of what it replaced."""
 
     policy: str
-    clean: RedactionReport
-    """The report for a value in which nothing was found; returned as this very object."""
+
+    @property
+    def clean(self) -> RedactionReport:
+        """The report for a value in which nothing was found; returned as this very object."""
+        ...
 
     def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
         """Return the redacted copy of ``value`` and counts by kind (never the values).
@@ -27,7 +31,11 @@ class PassThroughRedactor:
     """Changes nothing and says so (policy ``none``)."""
 
     policy = "none"
-    clean = RedactionReport(policy="none")
+
+    @functools.cached_property
+    def clean(self) -> RedactionReport:
+        # Built on first use: creating a report at import would build pydantic's schema then.
+        return RedactionReport(policy=self.policy)
 
     def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
         return value, self.clean

@@ -33,6 +33,7 @@ from logkit.errors import (
 if TYPE_CHECKING:
     from logkit.adapters import from_legacy
     from logkit.asgi import CorrelationMiddleware
+    from logkit.auditing.write import audit
     from logkit.devlog import JsonFormatter, configure_logging
     from logkit.read import iter_events, query_events, run_events
     from logkit.runtime import configure, flush, shutdown
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 
 # Names loaded on first use, so `import logkit` pays only for the emit path.
 _LAZY = {
+    "audit": "logkit.auditing.write",
     "CorrelationMiddleware": "logkit.asgi",
     "configure": "logkit.runtime",
     "flush": "logkit.runtime",
@@ -89,6 +91,7 @@ __all__ = [
     "SinkWriteError",
     "StorageClass",
     "__version__",
+    "audit",
     "bind",
     "build_event",
     "configure",

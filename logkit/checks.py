@@ -14,7 +14,7 @@ from typing import TypeVar
 from logkit.config import Settings
 from logkit.envelope import Env, Event, EventType
 from logkit.errors import ConfigError, LogkitError
-from logkit.sinks.protocols import Backend, Query, Role, Selector
+from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, Query, Role, Selector
 from logkit.sinks.registry import backend_class, open_backend
 
 T = TypeVar("T")
@@ -76,11 +76,16 @@ def probe_event(settings: Settings, role: Role) -> Event:
 
 
 def round_trip(backend: Backend, role: Role, probe: Event) -> None:
+    """Write a probe, read it back, and remove it (the audit chain keeps it: append-only)."""
     store = backend.store(role)
     store.write([probe])
-    page = store.query(Query(tenant_id=PROBE_TENANT, run_id="check-sinks", limit=1000))
+    page = store.query(
+        Query(tenant_id=PROBE_TENANT, run_id="check-sinks", limit=10_000, since=probe.ts)
+    )
     if probe.event_id not in {e.event_id for e in page.events}:
         raise LogkitError("the probe event was written but could not be read back")
+    if role is Role.AUDIT:
+        return  # an audit chain is never deleted from; the probe chain records the checks
     removed = store.delete(Selector(tenant_id=PROBE_TENANT, event_ids=(probe.event_id,)))
     if removed != 1:
         raise LogkitError(f"deleting the probe event removed {removed} rows, expected 1")
@@ -97,6 +102,8 @@ def static_problem(settings: Settings, role: Role, uri: str | None) -> SinkCheck
     problem = None
     if not cls.durable and settings.env is not Env.DEV:
         problem = f"{cls.scheme} is not durable: refused in {settings.env.value}"
+    elif role is Role.AUDIT and not getattr(cls, "chains", False):
+        problem = AUDIT_NEEDS_CHAINS.format(scheme=cls.scheme)
     elif role not in cls.roles:
         problem = f"{cls.scheme} cannot hold the {role.value} role"
     return SinkCheck(role.value, uri, cls.scheme, False, problem=problem) if problem else None

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +63,26 @@ class DispatchConfig(BaseModel):
     timeout_s: float = Field(10.0, gt=0)
 
 
+class AuditConfig(BaseModel):
+    """The audit chain: strictness of the write path and the checkpoint keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # strict: logkit.audit() raises when the chain store cannot append; otherwise the event
+    # is spooled and chained when the store is back.
+    strict: bool = False
+    # HMAC-SHA256 checkpoint key (LOGKIT_AUDIT__HMAC_KEY), or a file holding it.
+    hmac_key: SecretStr | None = None
+    hmac_key_file: Path | None = None
+    # Ed25519: the signer holds the private key; verifiers need only the public one.
+    ed25519_private_key_file: Path | None = None
+    ed25519_public_key_file: Path | None = None
+    # Where `audit verify` remembers the newest checkpoint it accepted per chain (rollback).
+    seen_state: Path = Path(".logkit/audit-seen.json")
+    # dev only, when no key is configured: generated on first use, kept out of git.
+    dev_hmac_key_file: Path = Path(".logkit/audit-hmac.key")
+
+
 class Settings(BaseSettings):
     """All of logkit's configuration."""
 
@@ -76,6 +96,7 @@ class Settings(BaseSettings):
     env: Env = Env.DEV
     sinks: SinksConfig = SinksConfig()
     dispatch: DispatchConfig = DispatchConfig()
+    audit: AuditConfig = AuditConfig()
     gcp_project: str | None = None
 
     @classmethod

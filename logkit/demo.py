@@ -91,6 +91,9 @@ def run_demo(on_event: Callable[[Event], None] | None = None) -> list[Event]:
             raise TimeoutError("CRM lookup timed out")
         except TimeoutError:
             log.exception("crm enrichment failed; answered without it")
+        # Compliance-relevant actions are chained: tamper-evident, verifiable by a third party.
+        logkit.audit("ticket.answered", {"ticket": "1042", "answered_by": "support-bot"})
+        logkit.audit("retention.policy_checked", {"policy": "support-30d"}, run_id=None)
         logkit.emit("flow_ended", {"name": "answer_ticket", "status": "ok"})
     for event in events:
         if on_event is not None:

@@ -35,6 +35,18 @@ class Pipeline:
             output(event)
         return event
 
+    def redact(self, event: Event) -> Event:
+        """Run the processors only (the redaction gate first)."""
+        for step in self._processors:
+            event = step(event)
+        return event
+
+    def observe(self, event: Event, *, skip: Output | None = None) -> None:
+        """Hand an event to every output but ``skip`` (a path that already stored it)."""
+        for output in self._outputs:
+            if output is not skip:
+                output(event)
+
     def add_output(self, output: Output) -> None:
         with self._lock:
             self._outputs = (*self._outputs, output)

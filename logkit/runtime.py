@@ -19,7 +19,7 @@ from logkit.envelope import Env, warm_up
 from logkit.errors import ConfigError
 from logkit.pipeline import PIPELINE
 from logkit.routing import Router
-from logkit.sinks.protocols import Backend, EventStore, Role
+from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, EventStore, Role
 from logkit.sinks.registry import backend_class, open_backend
 from logkit.spool import Spool
 
@@ -59,7 +59,10 @@ def validate_sinks(settings: Settings) -> dict[Role, str]:
         if uri is None:
             problems.append(f"no sink configured for role {role.value!r}")
             continue
-        if settings.env is not Env.DEV and not backend_class(uri).durable:
+        cls = backend_class(uri)
+        if role is Role.AUDIT and not getattr(cls, "chains", False):
+            problems.append(AUDIT_NEEDS_CHAINS.format(scheme=cls.scheme))
+        if settings.env is not Env.DEV and not cls.durable:
             problems.append(f"role {role.value!r} uses non-durable {uri!r} in {settings.env.value}")
         uris[role] = uri
     if problems:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import demo, sinks
+from logkit.cli import audit, demo, sinks
 
 app = typer.Typer(
     name="logkit",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("demo")(demo.demo)
 app.command("check-sinks")(sinks.check_sinks)
+app.add_typer(audit.app, name="audit")
 
 
 @app.command("version")

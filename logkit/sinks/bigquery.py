@@ -199,6 +199,7 @@ class BigQueryBackend:
     scheme: ClassVar[str] = "bigquery"
     durable: ClassVar[bool] = True
     roles: ClassVar[frozenset[Role]] = frozenset(Role)
+    chains: ClassVar[bool] = False  # an audit mirror at most: no compare-and-append
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -357,7 +358,8 @@ class BigQueryStore:
         # carries the same ts, so it always falls inside the window of its own batch.
         self._merge = (
             f"MERGE `{table_id}` AS T USING {{source}} AS S"
-            " ON T.event_id = S.event_id AND T.ts >= @lo AND T.ts < @hi"
+            " ON T.tenant_id = S.tenant_id AND T.event_id = S.event_id"
+            " AND T.ts >= @lo AND T.ts < @hi"
             f" WHEN NOT MATCHED THEN INSERT ({sent}, ts)"
             f" VALUES ({values}, TIMESTAMP_MICROS(S.ts_us))"
         )

@@ -4,13 +4,14 @@ URI: ``firestore://PROJECT?root=logkit&database=(default)&timeout=10`` (every pa
 optional; ``timeout`` is seconds per RPC). With ``FIRESTORE_EMULATOR_HOST`` set, the client talks
 to that emulator with anonymous credentials; otherwise Application Default Credentials are used.
 
-Layout: ``{root}/{tenant_id}/{role collection}/{event_id}``, i.e.
+Layout (timeline and cost): ``{root}/{tenant_id}/{role collection}/{event_id}``, i.e.
 ``collection(root).document(tenant_id).collection("timeline_events").document(event_id)``,
 with the role collections of ``ROLE_TABLES``. A tenant is one collection per role, so reads and
 deletes never need collection-group queries, and the document id makes writes idempotent.
 Each document has top-level fields only: ``event_id``, ``tenant_id``, ``run_id``, ``user_id``,
 ``event_type``, ``ts_us`` (int, microseconds since the epoch) and ``body`` (the event's JSON,
-the only thing reads rebuild the event from).
+the only thing reads rebuild the event from). The audit role is a hash chain of record instead,
+with its own layout and compare-and-append: see logkit.sinks.firestore_audit.
 
 Queries are equality filters on ``run_id`` / ``user_id`` / ``event_type`` (``in``) plus a range
 on ``ts_us``, ordered by ``ts_us, event_id``; each combination needs a composite index in real
@@ -37,7 +38,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from logkit.envelope import Event
 from logkit.errors import ConfigError, SinkError, SinkUnavailable, SinkWriteError
@@ -52,6 +53,9 @@ from logkit.sinks.protocols import (
     selected,
     sequence,
 )
+
+if TYPE_CHECKING:
+    from logkit.sinks.firestore_audit import FirestoreAuditStore
 
 T = TypeVar("T")
 
@@ -201,6 +205,7 @@ class FirestoreBackend:
     scheme: ClassVar[str] = "firestore"
     durable: ClassVar[bool] = True
     roles: ClassVar[frozenset[Role]] = frozenset(Role)
+    chains: ClassVar[bool] = True  # keeps an audit chain of record (compare-and-append)
 
     def __init__(self, settings: Settings) -> None:
         try:
@@ -252,7 +257,11 @@ class FirestoreBackend:
             self.client().collection(self.settings.root).document(tenant_id).collection(collection)
         )
 
-    def store(self, role: Role) -> FirestoreStore:
+    def store(self, role: Role) -> FirestoreStore | FirestoreAuditStore:
+        if Role(role) is Role.AUDIT:
+            from logkit.sinks.firestore_audit import FirestoreAuditStore  # imports this module
+
+            return FirestoreAuditStore(self)
         return FirestoreStore(self, ROLE_TABLES[Role(role)])
 
     @mapped
@@ -364,18 +373,22 @@ class FirestoreStore:
     @mapped
     def query(self, query: Query) -> Page:
         limit = clamp_limit(query.limit)
+        rows = self.matching(query, limit + 1)
+        events = [Event.model_validate_json(data["body"]) for data in rows]
+        more = len(events) > limit
+        return Page(events[:limit], cursor.encode(events[limit - 1]) if more else None)
+
+    def matching(self, query: Query, want: int) -> list[dict[str, Any]]:
+        """Up to ``want`` documents matching ``query`` after its cursor, in (ts_us, event_id)."""
         position = cursor.decode(query.cursor) if query.cursor is not None else None
         types = None if query.event_types is None else sorted(set(query.event_types))
         if not is_document_id(query.tenant_id) or types == []:
-            return Page([], None)
+            return []
         # Beyond Firestore's `in` limit the type filter runs here; the scan just reads further.
         keep = set(types) if types is not None and len(types) > MAX_IN_VALUES else None
         base = self._filtered(query.tenant_id, query.run_id, query.user_id, None if keep else types)
         scan = _Range(base, _micros(query.since), _micros(query.until))
-        rows = self._scan(scan, position, keep, limit + 1)
-        events = [Event.model_validate_json(data["body"]) for data, _ in rows]
-        more = len(events) > limit
-        return Page(events[:limit], cursor.encode(events[limit - 1]) if more else None)
+        return [data for data, _ in self._scan(scan, position, keep, want)]
 
     @mapped
     def delete(self, selector: Selector) -> int:

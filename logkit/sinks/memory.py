@@ -6,24 +6,40 @@ import threading
 from collections.abc import Sequence
 from typing import ClassVar
 
+from logkit.chain import GENESIS, chain_id_of, event_from_bytes, link
 from logkit.envelope import Event
+from logkit.errors import SinkWriteError
 from logkit.sinks import cursor
-from logkit.sinks.protocols import Page, Query, Role, Selector, clamp_limit, matches, selected
+from logkit.sinks.protocols import (
+    Page,
+    Query,
+    Role,
+    Selector,
+    StoredRecord,
+    clamp_limit,
+    matches,
+    selected,
+)
 
 
 class MemoryBackend:
     scheme: ClassVar[str] = "memory"
     durable: ClassVar[bool] = False
     roles: ClassVar[frozenset[Role]] = frozenset(Role)
+    chains: ClassVar[bool] = True  # keeps an audit chain of record (compare-and-append)
 
     def __init__(self) -> None:
-        self._stores = {role: MemoryStore() for role in Role}
+        self._stores: dict[Role, MemoryStore | MemoryAuditStore] = {
+            Role.TIMELINE: MemoryStore(),
+            Role.COST: MemoryStore(),
+            Role.AUDIT: MemoryAuditStore(),
+        }
 
     @classmethod
     def from_uri(cls, uri: str) -> MemoryBackend:
         return cls()
 
-    def store(self, role: Role) -> MemoryStore:
+    def store(self, role: Role) -> MemoryStore | MemoryAuditStore:
         return self._stores[Role(role)]
 
     def check_schema(self, *, create: bool = False) -> list[str]:
@@ -38,13 +54,13 @@ class MemoryBackend:
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._events: dict[str, Event] = {}
+        self._events: dict[tuple[str, str], Event] = {}  # by (tenant_id, event_id)
         self._lock = threading.Lock()
 
     def write(self, events: Sequence[Event]) -> None:
         with self._lock:
             for event in events:
-                self._events.setdefault(event.event_id, event)
+                self._events.setdefault((event.tenant_id, event.event_id), event)
 
     def query(self, query: Query) -> Page:
         position = cursor.decode(query.cursor) if query.cursor else None
@@ -68,3 +84,91 @@ class MemoryStore:
         """Every stored event in (ts, event_id) order (test helper)."""
         with self._lock:
             return sorted(self._events.values(), key=lambda e: (e.ts, e.event_id))
+
+
+class MemoryAuditStore:
+    """The audit chain in memory (tests and dev): the same semantics as the SQLite store."""
+
+    def __init__(self) -> None:
+        self._chains: dict[str, list[StoredRecord]] = {}
+        self._by_event: dict[tuple[str, str], StoredRecord] = {}
+        self._checkpoints: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def append(self, events: Sequence[Event]) -> list[Event]:
+        chained = []
+        with self._lock:  # compare-and-append: one appender at a time
+            for event in events:
+                known = self._by_event.get((event.tenant_id, event.event_id))
+                if known is not None:
+                    chained.append(_rebuild(known))
+                    continue
+                chain_id = chain_id_of(event.tenant_id, event.run_id)
+                records = self._chains.setdefault(chain_id, [])
+                head = records[-1] if records else None
+                link_ = link(event, seq=len(records), prev_hash=head.hash if head else GENESIS)
+                e = link_.event
+                stored = StoredRecord(
+                    chain_id=chain_id,
+                    seq=len(records),
+                    hash=e.hash or "",
+                    record_bytes=link_.record_bytes,
+                    payload_bytes=link_.payload_bytes,
+                    payload_salt=e.payload_salt,
+                    event_id=e.event_id,
+                    tenant_id=e.tenant_id,
+                    run_id=e.run_id,
+                    user_id=e.user_id,
+                    event_type=e.event_type.value,
+                    ts_us=cursor.to_micros(e.ts),
+                )
+                records.append(stored)
+                self._by_event[(e.tenant_id, e.event_id)] = stored
+                chained.append(e)
+        return chained
+
+    def write(self, events: Sequence[Event]) -> None:
+        self.append(events)
+
+    def query(self, query: Query) -> Page:
+        with self._lock:
+            events = [_rebuild(r) for records in self._chains.values() for r in records]
+        view = MemoryStore()
+        view.write(events)
+        return view.query(query)
+
+    def delete(self, selector: Selector) -> int:
+        raise SinkWriteError("audit records are append-only: erase payloads, never delete")
+
+    def chain_ids(self, tenant_id: str, run_id: str | None = None) -> list[str]:
+        with self._lock:
+            ids = [c for c, rs in self._chains.items() if rs and rs[0].tenant_id == tenant_id]
+        if run_id is not None:
+            ids = [c for c in ids if c == chain_id_of(tenant_id, run_id)]
+        return sorted(ids)
+
+    def records(
+        self, chain_id: str, *, after_seq: int = -1, limit: int = 1000
+    ) -> list[StoredRecord]:
+        with self._lock:
+            records = list(self._chains.get(chain_id, []))
+        return [r for r in records if r.seq > after_seq][:limit]
+
+    def head(self, chain_id: str) -> tuple[int, str] | None:
+        with self._lock:
+            records = self._chains.get(chain_id)
+            return (records[-1].seq, records[-1].hash) if records else None
+
+    def put_checkpoint(self, chain_id: str, seq: int, document: str) -> None:
+        with self._lock:
+            self._checkpoints.setdefault(chain_id, []).append(document)
+
+    def checkpoints(self, chain_id: str) -> list[str]:
+        with self._lock:
+            return list(self._checkpoints.get(chain_id, []))
+
+
+def _rebuild(record: StoredRecord) -> Event:
+    return event_from_bytes(
+        record.record_bytes, record.payload_bytes, record.payload_salt, record.hash
+    )

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from logkit.envelope import Event
 
@@ -65,12 +65,77 @@ class EventStore(Protocol):
         ...
 
 
+COLUMN_NAMES = ("event_id", "tenant_id", "run_id", "user_id", "event_type", "ts_us")
+
+
+class StoredRecord(NamedTuple):
+    """One audit record as stored: the bytes its hash and digest cover, for verification.
+
+    A named tuple in the column order stores read them in, so a row becomes a record without
+    per-field work: verification touches a million of these.
+    """
+
+    chain_id: str  # the chain the store files it under
+    seq: int  # the position the store files it at
+    hash: str
+    record_bytes: bytes  # JCS of the record without hash, payload, payload_salt
+    payload_bytes: bytes | None  # JCS of the payload; None once erased
+    payload_salt: str | None  # None once erased
+    # The store's own query columns, which must say what the hashed record says.
+    event_id: str
+    tenant_id: str
+    run_id: str | None
+    user_id: str | None
+    event_type: str
+    ts_us: int
+
+    @property
+    def columns(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in COLUMN_NAMES}
+
+
+@runtime_checkable
+class AuditStore(EventStore, Protocol):
+    """The audit chain of record: compare-and-append, never update or delete.
+
+    ``write`` chains events like ``append`` (so the dispatcher can replay into it); ``delete``
+    refuses (erasure of payloads is its own operation).
+    """
+
+    def append(self, events: Sequence[Event]) -> list[Event]:
+        """Chain ``events`` in order, each at the head of its (tenant, run) chain.
+
+        Concurrent appenders never fork a chain or reuse a seq; an event_id already chained is
+        not chained again (its stored record is returned).
+        """
+        ...
+
+    def chain_ids(self, tenant_id: str, run_id: str | None = None) -> list[str]:
+        """The tenant's chains (just the run's chain when ``run_id`` is given), sorted."""
+        ...
+
+    def records(
+        self, chain_id: str, *, after_seq: int = -1, limit: int = 1000
+    ) -> list[StoredRecord]:
+        """Stored records of one chain with seq > ``after_seq``, in seq order."""
+        ...
+
+    def put_checkpoint(self, chain_id: str, seq: int, document: str) -> None:
+        """Keep a signed checkpoint (a JSON document) beside the chain."""
+        ...
+
+    def checkpoints(self, chain_id: str) -> list[str]:
+        """The chain's stored checkpoint documents, oldest first."""
+        ...
+
+
 class Backend(Protocol):
     """A storage backend: built from a URI, it hands out one store per role it supports."""
 
     scheme: ClassVar[str]
     durable: ClassVar[bool]
     roles: ClassVar[frozenset[Role]]
+    chains: ClassVar[bool]  # can be the audit chain of record (compare-and-append)
 
     @classmethod
     def from_uri(cls, uri: str) -> Backend: ...
@@ -87,6 +152,11 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+
+AUDIT_NEEDS_CHAINS = (
+    "the audit role needs a chain of record with compare-and-append (sqlite, firestore); "
+    "{scheme} can hold an audit mirror, not the chain"
+)
 
 DEFAULT_QUERY_LIMIT = 500
 MAX_QUERY_LIMIT = 10_000
@@ -127,8 +197,11 @@ ROLE_TABLES: dict[Role, str] = {
 
 
 def sequence(events: Sequence[Event]) -> list[Event]:
-    """Last write wins within one batch; order kept (a batch may repeat an event_id)."""
-    unique: dict[str, Event] = {}
+    """One event per (tenant_id, event_id), last write wins, order kept.
+
+    Idempotence is per tenant: another tenant's event that happens to reuse an id is its own.
+    """
+    unique: dict[tuple[str, str], Event] = {}
     for event in events:
-        unique[event.event_id] = event
+        unique[(event.tenant_id, event.event_id)] = event
     return list(unique.values())

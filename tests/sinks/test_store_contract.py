@@ -72,6 +72,15 @@ def test_same_event_id_is_stored_once(store: EventStore) -> None:
     assert len(got) == 2
 
 
+def test_an_event_id_reused_by_another_tenant_is_its_own_event(store: EventStore) -> None:
+    mine = ev(1)
+    theirs = mine.replace(tenant_id="t_other", payload={"n": 99})
+    store.write([mine, theirs])
+    store.write([theirs])
+    assert read_all(store, Query(tenant_id="t_acme")) == [mine]
+    assert read_all(store, Query(tenant_id="t_other")) == [theirs]
+
+
 def test_a_runs_events_come_back_in_order(store: EventStore) -> None:
     same_ts = T0 + dt.timedelta(seconds=100)
     events = [ev(i, run_id="run_o") for i in range(30)]

@@ -1,0 +1,187 @@
+"""``logkit audit verify|checkpoint``: tamper evidence for compliance and deploy pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
+
+app = typer.Typer(
+    help="Audit chains: verify them, sign checkpoints of their heads.", no_args_is_help=True
+)
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant id, e.g. t_acme.")]
+RunOption = Annotated[
+    str | None, typer.Option("--run", help="One run's chain only (default: every chain).")
+]
+
+
+def _open(config: str | None, tenant: str, run: str | None) -> tuple[Any, Any, list[str]]:
+    """Settings, the audit store, and the chains to work on; usage errors exit 2."""
+    from logkit.config import load_settings
+    from logkit.errors import ConfigError, LogkitError
+    from logkit.sinks.protocols import AuditStore, Role
+    from logkit.sinks.registry import open_backend
+
+    try:
+        settings = load_settings(config)
+        uri = settings.sink_uri(Role.AUDIT)
+        if uri is None:
+            fail("no audit sink configured ([sinks] audit = ...)")
+        store = open_backend(uri).store(Role.AUDIT)
+    except ConfigError as exc:
+        fail(str(exc))
+    if not isinstance(store, AuditStore):
+        fail(f"the audit sink {uri} keeps no chain of record")
+    try:
+        chains = store.chain_ids(tenant, run)
+    except LogkitError as exc:
+        fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
+    if not chains:
+        scope = f"tenant {tenant}" + (f", run {run}" if run else "")
+        fail(f"no audit chain found for {scope}: nothing to verify or sign", EXIT_PROBLEM)
+    return settings, store, chains
+
+
+@app.command("verify")
+def verify(
+    tenant: TenantOption,
+    run: RunOption = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="Signed checkpoint file to verify against "
+            "(default: the checkpoints kept in the audit store).",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Verify every chain of a tenant (or one run): hashes, links, payload digests, checkpoints.
+
+    Exit 0 when intact, 1 naming the chain, first bad seq and kind of break, 2 on usage errors.
+    """
+    from logkit.auditing.checkpoint import load_keys, read_file
+    from logkit.auditing.verify import verify as run_verify
+    from logkit.errors import ConfigError, LogkitError
+
+    settings, store, chains = _open(config, tenant, run)
+    try:
+        keys = load_keys(settings.audit, settings.env)
+        checkpoints = read_file(checkpoint) if checkpoint is not None else None
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        if json_output:
+            report = run_verify(
+                store, chains, keys, checkpoints=checkpoints, seen_path=settings.audit.seen_state
+            )
+        else:
+            report = _verify_with_progress(
+                store, chains, keys, checkpoints=checkpoints, seen_path=settings.audit.seen_state
+            )
+    except LogkitError as exc:
+        fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
+    if json_output:
+        print_json(report.as_dict())
+    else:
+        _print_report(report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_PROBLEM)
+
+
+def _verify_with_progress(
+    store: Any, chains: list[str], keys: Any, *, checkpoints: Any, seen_path: Path
+) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from logkit.auditing.checkpoint import chain_head
+    from logkit.auditing.verify import verify as run_verify
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        tasks = {}
+        for chain_id in chains:
+            head = chain_head(store, chain_id)
+            tasks[chain_id] = bar.add_task(chain_id, total=(head[0] + 1) if head else 0)
+        return run_verify(
+            store,
+            chains,
+            keys,
+            checkpoints=checkpoints,
+            seen_path=seen_path,
+            progress=lambda chain_id, n: bar.advance(tasks[chain_id], n),
+        )
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="audit chains: " + ("intact" if report.ok else "BROKEN"))
+    for column in ("chain", "records", "erased", "status", "first bad seq", "checkpoint", "detail"):
+        table.add_column(column, overflow="fold")
+    for chain in report.chains:
+        status = "[green]ok[/green]" if chain.status == "ok" else f"[red]{chain.kind}[/red]"
+        bad = "" if chain.first_bad_seq is None else str(chain.first_bad_seq)
+        table.add_row(
+            chain.chain_id,
+            str(chain.records),
+            str(chain.erased),
+            status,
+            bad,
+            chain.checkpoint,
+            chain.detail or "",
+        )
+    Console().print(table)
+
+
+@app.command("checkpoint")
+def checkpoint(
+    tenant: TenantOption,
+    run: RunOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also write the checkpoints to this file (keep it where "
+            "the writers cannot reach it).",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Sign the head of each chain of a tenant (or one run) and keep the checkpoints."""
+    from logkit.auditing.checkpoint import checkpoint_chains, load_keys, write_file
+    from logkit.errors import ConfigError, LogkitError
+
+    settings, store, chains = _open(config, tenant, run)
+    try:
+        keys = load_keys(settings.audit, settings.env)
+        made = checkpoint_chains(store, chains, keys)
+    except ConfigError as exc:
+        fail(str(exc))
+    except LogkitError as exc:
+        fail(f"cannot checkpoint: {exc}", EXIT_PROBLEM)
+    if out is not None:
+        try:
+            write_file(out, made)
+        except OSError as exc:
+            fail(f"cannot write {out}: {exc.strerror}", EXIT_PROBLEM)
+    if json_output:
+        print_json({"checkpoints": [_as_dict(c) for c in made], "file": str(out) if out else None})
+        return
+    for c in made:
+        typer.echo(f"{c.chain_id}: seq {c.seq} {c.hash[:16]}… signed {c.alg} ({c.key_id})")
+    if out is not None:
+        typer.echo(f"wrote {len(made)} checkpoint(s) to {out}")
+
+
+def _as_dict(checkpoint: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(checkpoint)

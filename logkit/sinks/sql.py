@@ -1,0 +1,40 @@
+"""WHERE clauses for the SQLite tables (every role's table has the same query columns)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logkit.sinks import cursor
+from logkit.sinks.protocols import Query
+
+
+def scope_where(
+    tenant_id: str, run_id: str | None, user_id: str | None
+) -> tuple[list[str], list[Any]]:
+    where, params = ["tenant_id = ?"], [tenant_id]
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
+    if user_id is not None:
+        where.append("user_id = ?")
+        params.append(user_id)
+    return where, params
+
+
+def query_where(query: Query) -> tuple[str, list[Any]]:
+    """``tenant_id = ? AND ...`` for a Query, cursor included, with its parameters."""
+    where, params = scope_where(query.tenant_id, query.run_id, query.user_id)
+    if query.event_types is not None:
+        where.append(f"event_type IN ({', '.join('?' * len(query.event_types))})")
+        params.extend(query.event_types)
+    if query.since is not None:
+        where.append("ts_us >= ?")
+        params.append(cursor.to_micros(query.since))
+    if query.until is not None:
+        where.append("ts_us < ?")
+        params.append(cursor.to_micros(query.until))
+    if query.cursor is not None:
+        ts_us, event_id = cursor.decode(query.cursor)
+        where.append("(ts_us > ? OR (ts_us = ? AND event_id > ?))")
+        params.extend((ts_us, ts_us, event_id))
+    return " AND ".join(where), params

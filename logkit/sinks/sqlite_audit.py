@@ -1,0 +1,210 @@
+"""The SQLite audit chain of record: compare-and-append inside BEGIN IMMEDIATE transactions.
+
+``BEGIN IMMEDIATE`` takes SQLite's write lock before the head is read, so threads and processes
+appending to one file are serialised: no two can read the same head. ``UNIQUE(chain_id, seq)``
+makes a fork impossible even if that reasoning were wrong.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from logkit.chain import GENESIS, chain_id_of, event_from_bytes, link
+from logkit.envelope import Event
+from logkit.errors import SinkWriteError
+from logkit.sinks import cursor
+from logkit.sinks.protocols import Page, Query, Selector, StoredRecord, clamp_limit
+from logkit.sinks.sql import query_where
+
+if TYPE_CHECKING:
+    from logkit.sinks.sqlite import SQLiteBackend
+
+AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_chain (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    chain_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    run_id TEXT,
+    user_id TEXT,
+    event_type TEXT NOT NULL,
+    ts_us INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    record BLOB NOT NULL,       -- the exact bytes hashed: JCS of the record
+    payload BLOB,               -- JCS of the payload; NULL once erased
+    payload_salt TEXT,          -- NULL once erased
+    UNIQUE (chain_id, seq),
+    UNIQUE (tenant_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS audit_chain_tenant_ts ON audit_chain (tenant_id, ts_us);
+CREATE INDEX IF NOT EXISTS audit_chain_run_ts ON audit_chain (tenant_id, run_id, ts_us);
+CREATE INDEX IF NOT EXISTS audit_chain_user ON audit_chain (tenant_id, user_id)
+    WHERE user_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chain_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_checkpoints_chain ON audit_checkpoints (chain_id, id);
+"""
+
+_INSERT = (
+    "INSERT INTO audit_chain (chain_id, seq, event_id, tenant_id, run_id, user_id, event_type, "
+    "ts_us, hash, record, payload, payload_salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_RECORD_COLUMNS = (
+    "chain_id, seq, hash, record, payload, payload_salt, event_id, tenant_id, "
+    "run_id, user_id, event_type, ts_us"
+)
+
+
+class SQLiteAuditStore:
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self.backend = backend
+
+    def append(self, events: Sequence[Event]) -> list[Event]:
+        chained: list[Event] = []
+        with self.backend.transaction() as conn:
+            heads: dict[str, tuple[int, str]] = {}
+            for event in events:
+                chain_id = chain_id_of(event.tenant_id, event.run_id)
+                if chain_id not in heads:
+                    heads[chain_id] = _head(conn, chain_id)
+                seq, prev_hash = heads[chain_id]
+                record = link(event, seq=seq + 1, prev_hash=prev_hash)
+                e = record.event
+                try:
+                    conn.execute(
+                        _INSERT,
+                        (
+                            e.chain_id,
+                            e.seq,
+                            e.event_id,
+                            e.tenant_id,
+                            e.run_id,
+                            e.user_id,
+                            e.event_type,
+                            cursor.to_micros(e.ts),
+                            e.hash,
+                            record.record_bytes,
+                            record.payload_bytes,
+                            e.payload_salt,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    # The event_id is already chained (a retry, a replay): idempotent. Trying
+                    # the insert first spares every append a lookup.
+                    chained.append(_event(self._stored_by_event_id(conn, event)))
+                    continue
+                heads[chain_id] = (seq + 1, e.hash or "")
+                chained.append(e)
+        return chained
+
+    @staticmethod
+    def _stored_by_event_id(conn: sqlite3.Connection, event: Event) -> StoredRecord:
+        row = conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM audit_chain WHERE tenant_id = ? AND event_id = ?",
+            (event.tenant_id, event.event_id),
+        ).fetchone()
+        if row is None:  # the conflict was not the event id: something is badly wrong
+            raise SinkWriteError("audit append conflicted on (chain_id, seq) inside its lock")
+        return _stored(row)
+
+    def write(self, events: Sequence[Event]) -> None:
+        self.append(events)
+
+    def query(self, query: Query) -> Page:
+        where, params = query_where(query)
+        limit = clamp_limit(query.limit)
+        rows = (
+            self.backend.connection()
+            .execute(
+                f"SELECT {_RECORD_COLUMNS} FROM audit_chain WHERE {where} "
+                f"ORDER BY ts_us, event_id LIMIT {limit + 1}",
+                params,
+            )
+            .fetchall()
+        )
+        events = [_event(_stored(row)) for row in rows[:limit]]
+        return Page(events, cursor.encode(events[-1]) if len(rows) > limit else None)
+
+    def delete(self, selector: Selector) -> int:
+        raise SinkWriteError("audit records are append-only: erase payloads, never delete")
+
+    def chain_ids(self, tenant_id: str, run_id: str | None = None) -> list[str]:
+        if run_id is not None:
+            chain_id = chain_id_of(tenant_id, run_id)
+            row = (
+                self.backend.connection()
+                .execute("SELECT 1 FROM audit_chain WHERE chain_id = ? LIMIT 1", (chain_id,))
+                .fetchone()
+            )
+            return [chain_id] if row else []
+        rows = (
+            self.backend.connection()
+            .execute(
+                "SELECT DISTINCT chain_id FROM audit_chain WHERE tenant_id = ? ORDER BY chain_id",
+                (tenant_id,),
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def records(
+        self, chain_id: str, *, after_seq: int = -1, limit: int = 1000
+    ) -> list[StoredRecord]:
+        rows = (
+            self.backend.connection()
+            .execute(
+                f"SELECT {_RECORD_COLUMNS} FROM audit_chain WHERE chain_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (chain_id, after_seq, limit),
+            )
+            .fetchall()
+        )
+        return list(map(StoredRecord._make, rows))
+
+    def head(self, chain_id: str) -> tuple[int, str] | None:
+        """(seq, hash) of the chain's last record, None for an empty chain."""
+        seq, hash_hex = _head(self.backend.connection(), chain_id)
+        return None if seq < 0 else (seq, hash_hex)
+
+    def put_checkpoint(self, chain_id: str, seq: int, document: str) -> None:
+        with self.backend.transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit_checkpoints (chain_id, seq, document) VALUES (?, ?, ?)",
+                (chain_id, seq, document),
+            )
+
+    def checkpoints(self, chain_id: str) -> list[str]:
+        rows = (
+            self.backend.connection()
+            .execute(
+                "SELECT document FROM audit_checkpoints WHERE chain_id = ? ORDER BY id", (chain_id,)
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
+
+def _head(conn: sqlite3.Connection, chain_id: str) -> tuple[int, str]:
+    row = conn.execute(
+        "SELECT seq, hash FROM audit_chain WHERE chain_id = ? ORDER BY seq DESC LIMIT 1",
+        (chain_id,),
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row else (-1, GENESIS)
+
+
+def _stored(row: tuple[Any, ...]) -> StoredRecord:
+    # _RECORD_COLUMNS lists the columns in StoredRecord's field order.
+    return StoredRecord._make(row)
+
+
+def _event(record: StoredRecord) -> Event:
+    return event_from_bytes(
+        record.record_bytes, record.payload_bytes, record.payload_salt, record.hash
+    )

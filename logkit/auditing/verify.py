@@ -72,20 +72,85 @@ class _ChainBreakError(Exception):
         self.seq, self.kind, self.detail = seq, kind, detail
 
 
+@dataclass
+class ScanState:
+    """Where a scan of one chain stands: the next expected seq and the last two hashes."""
+
+    expected: int = 0
+    prev: str = GENESIS
+    prev2: str | None = None
+    erased: int = 0
+    hashes_at: dict[int, str] = field(default_factory=dict)  # for checkpoint comparison
+
+
+def scan(
+    records: Iterable[StoredRecord],
+    chain_id: str,
+    state: ScanState,
+    wanted: frozenset[int] = frozenset(),
+) -> None:
+    """Check records in seq order, advancing ``state``; raise _ChainBreakError at a break.
+
+    The loop is the hot path of `audit verify` (a million records): the common case is a few
+    comparisons inline, and only a record that fails them goes through ``_diagnose`` to name
+    the kind of break.
+    """
+    sha256, loads = hashlib.sha256, orjson.loads
+    expected, prev, prev2 = state.expected, state.prev, state.prev2
+    for record in records:
+        fields = None
+        if record.seq == expected and sha256(record.record_bytes).hexdigest() == record.hash:
+            fields = loads(record.record_bytes)
+            salt, payload = record.payload_salt, record.payload_bytes
+            ok = (
+                fields.get("seq") == expected
+                and fields.get("prev_hash") == prev
+                and fields.get("chain_id") == chain_id
+                and record.event_id == fields.get("event_id")
+                and record.tenant_id == fields.get("tenant_id")
+                and record.run_id == fields.get("run_id")
+                and record.user_id == fields.get("user_id")
+                and record.event_type == fields.get("event_type")
+                and _micros(fields.get("ts")) == record.ts_us
+            )
+            if ok and salt is not None and payload is not None:
+                ok = sha256(bytes.fromhex(salt) + payload).hexdigest() == fields.get(
+                    "payload_digest"
+                )
+            elif ok:
+                ok = salt is None and payload is None
+                state.erased += ok
+        else:
+            ok = False
+        if not ok:
+            state.expected, state.prev, state.prev2 = expected, prev, prev2
+            _diagnose(record, chain_id, state)
+        if expected in wanted:
+            state.hashes_at[expected] = record.hash
+        prev2, prev = prev, record.hash
+        expected += 1
+    state.expected, state.prev, state.prev2 = expected, prev, prev2
+
+
+def _micros(value: Any) -> int | None:
+    try:  # Python 3.11's fromisoformat reads the trailing "Z" itself
+        return cursor.to_micros(dt.datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def verify_chain(
-    store: AuditStore, chain_id: str, progress: Callable[[int], None] | None = None
-) -> tuple[ChainReport, list[str]]:
-    """Walk one chain in seq order: the report of its first break, and its hashes by seq."""
+    store: AuditStore,
+    chain_id: str,
+    progress: Callable[[int], None] | None = None,
+    wanted: frozenset[int] = frozenset(),
+) -> tuple[ChainReport, dict[int, str]]:
+    """Walk one chain in seq order: the report of its first break, and hashes at ``wanted``."""
     report = ChainReport(chain_id)
-    hashes: list[str] = []  # hashes by seq, for diagnosing inserts
-    after = -1
+    state = ScanState()
     try:
-        while batch := store.records(chain_id, after_seq=after, limit=PAGE):
-            for record in batch:
-                _check(record, chain_id, len(hashes), hashes, report)
-                hashes.append(record.hash)
-            after = batch[-1].seq
-            report.records = len(hashes)
+        while batch := store.records(chain_id, after_seq=state.expected - 1, limit=PAGE):
+            scan(batch, chain_id, state, wanted)
             if progress is not None:
                 progress(len(batch))
     except _ChainBreakError as brk:
@@ -95,9 +160,17 @@ def verify_chain(
             brk.kind,
             brk.detail,
         )
-    report.records = max(report.records, len(hashes))
-    report.head_seq = len(hashes) - 1 if hashes else None
-    return report, hashes
+    report.records, report.erased = state.expected, state.erased
+    report.head_seq = state.expected - 1 if state.expected else None
+    return report, state.hashes_at
+
+
+def _diagnose(record: StoredRecord, chain_id: str, state: ScanState) -> None:
+    """Name the break at ``record`` (it failed the fast checks): always raises."""
+    hashes = [h for h in (state.prev2, state.prev) if h is not None] if state.expected else []
+    report = ChainReport(chain_id)
+    _check(record, chain_id, state.expected, hashes, report)
+    raise _ChainBreakError(state.expected, "modified", f"seq {state.expected} failed a check")
 
 
 def _check(
@@ -194,7 +267,7 @@ def _check_payload(
 
 def apply_checkpoints(
     report: ChainReport,
-    hashes: list[str],
+    hashes: dict[int, str],
     checkpoints: Iterable[Checkpoint],
     keys: Keys,
     seen: dict[str, int],
@@ -224,17 +297,17 @@ def apply_checkpoints(
         return
     if report.status != "ok":
         return
-    if newest.seq >= len(hashes):
+    if newest.seq >= report.records:
         _fail(
             report,
-            len(hashes),
+            report.records,
             "truncated",
-            f"the chain ends at seq {len(hashes) - 1}; the "
+            f"the chain ends at seq {report.records - 1}; the "
             f"signed checkpoint says seq {newest.seq} exists",
         )
         return
-    if hashes[newest.seq] != newest.hash:
-        intact = [c.seq for c in mine if c.seq < len(hashes) and hashes[c.seq] == c.hash]
+    if hashes.get(newest.seq) != newest.hash:
+        intact = [c.seq for c in mine if hashes.get(c.seq) == c.hash]
         start = intact[-1] + 1 if intact else 0
         _fail(
             report,
@@ -261,6 +334,8 @@ def verify(
     checkpoints: list[Checkpoint] | None = None,
     seen_path: Path | None = None,
     progress: Callable[[str, int], None] | None = None,
+    uri: str | None = None,
+    workers: int = 1,
 ) -> VerifyReport:
     """Verify chains; checkpoints come from ``checkpoints`` (a file) or the audit store."""
     seen = _load_seen(seen_path)
@@ -269,15 +344,40 @@ def verify(
         step: Callable[[int], None] | None = None
         if progress is not None:
             step = functools.partial(progress, chain_id)
-        report, hashes = verify_chain(store, chain_id, step)
         stored = (
             checkpoints if checkpoints is not None else parse_stored(store.checkpoints(chain_id))
         )
+        wanted = frozenset(c.seq for c in stored if c.chain_id == chain_id)
+        report, hashes = _verify_one(store, chain_id, step, wanted, uri=uri, workers=workers)
         apply_checkpoints(report, hashes, stored, keys, seen)
         reports.append(report)
     if seen_path is not None and all(r.status == "ok" for r in reports):
         _save_seen(seen_path, seen)
     return VerifyReport(all(r.status == "ok" for r in reports), reports)
+
+
+def _verify_one(
+    store: AuditStore,
+    chain_id: str,
+    step: Callable[[int], None] | None,
+    wanted: frozenset[int],
+    *,
+    uri: str | None,
+    workers: int,
+) -> tuple[ChainReport, dict[int, str]]:
+    """One chain: split across worker processes when it is long and the store can reopen."""
+    from logkit.auditing.checkpoint import chain_head
+    from logkit.auditing.parallel import PARALLEL_MIN, verify_chain_parallel
+
+    if uri is not None and workers > 1:
+        head = chain_head(store, chain_id)
+        length = head[0] + 1 if head else 0
+        if length >= PARALLEL_MIN:
+            report, hashes = verify_chain_parallel(uri, chain_id, length, workers, wanted)
+            if step is not None:
+                step(report.records)
+            return report, hashes
+    return verify_chain(store, chain_id, step, wanted)
 
 
 def _load_seen(path: Path | None) -> dict[str, int]:

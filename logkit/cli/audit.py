@@ -78,11 +78,21 @@ def verify(
     try:
         if json_output:
             report = run_verify(
-                store, chains, keys, checkpoints=checkpoints, seen_path=settings.audit.seen_state
+                store,
+                chains,
+                keys,
+                checkpoints=checkpoints,
+                seen_path=settings.audit.seen_state,
+                **_parallel(settings),
             )
         else:
             report = _verify_with_progress(
-                store, chains, keys, checkpoints=checkpoints, seen_path=settings.audit.seen_state
+                store,
+                chains,
+                keys,
+                checkpoints=checkpoints,
+                seen_path=settings.audit.seen_state,
+                parallel=_parallel(settings),
             )
     except LogkitError as exc:
         fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
@@ -93,8 +103,23 @@ def verify(
     raise typer.Exit(EXIT_OK if report.ok else EXIT_PROBLEM)
 
 
+def _parallel(settings: Any) -> dict[str, Any]:
+    """Long chains are verified on every core (workers reopen the store from its URI)."""
+    import os
+
+    from logkit.sinks.protocols import Role
+
+    return {"uri": settings.sink_uri(Role.AUDIT), "workers": os.cpu_count() or 1}
+
+
 def _verify_with_progress(
-    store: Any, chains: list[str], keys: Any, *, checkpoints: Any, seen_path: Path
+    store: Any,
+    chains: list[str],
+    keys: Any,
+    *,
+    checkpoints: Any,
+    seen_path: Path,
+    parallel: dict[str, Any],
 ) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -115,6 +140,7 @@ def _verify_with_progress(
             checkpoints=checkpoints,
             seen_path=seen_path,
             progress=lambda chain_id, n: bar.advance(tasks[chain_id], n),
+            **parallel,
         )
 
 

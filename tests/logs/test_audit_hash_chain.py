@@ -550,3 +550,36 @@ def test_docs_worked_example_recomputes_with_hashlib_and_rfc8785() -> None:
 def test_record_bytes_are_the_jcs_of_the_hashed_view(event: Event) -> None:
     linked = link(event, seq=7, prev_hash=GENESIS)
     assert linked.record_bytes == rfc8785.dumps(logkit.chain.hashed_view(linked.event))
+
+
+@pytest.mark.parametrize("attack", ["none", "modify", "remove_boundary", "remove_last", "erase"])
+def test_parallel_verification_agrees_with_the_serial_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str
+) -> None:
+    import logkit.auditing.parallel as parallel
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 10)
+    db = tmp_path / "long.db"
+    backend = SQLiteBackend(db)
+    chain = Chain(backend.store(Role.AUDIT), SQLiteTamper(db), keys_for(tmp_path), tmp_path)
+    chain.append(40)
+    row = chain.tamper.get(chain.chain_id, 20)
+    if attack == "modify":
+        chain.tamper.put(
+            chain.chain_id, 27, rewrite_record(chain.tamper.get(chain.chain_id, 27), user_id="u_x")
+        )
+    elif attack == "remove_boundary":  # 40 records on 2 workers: the second starts at seq 20
+        chain.tamper.remove(chain.chain_id, 19)
+    elif attack == "remove_last":
+        chain.tamper.remove(chain.chain_id, 39)
+        chain.tamper.remove(chain.chain_id, 38)
+        chain.tamper.put(chain.chain_id, 38, chain.tamper.get(chain.chain_id, 37) | {"seq": 38})
+    elif attack == "erase":
+        chain.tamper.put(chain.chain_id, 20, {**row, "payload": None, "payload_salt": None})
+    serial = verify(chain.store, [chain.chain_id], chain.keys, checkpoints=[])
+    split = verify(
+        chain.store, [chain.chain_id], chain.keys, checkpoints=[], uri=f"sqlite:///{db}", workers=2
+    )
+    assert split.as_dict() == serial.as_dict()
+    assert serial.ok == (attack in ("none", "erase"))
+    backend.close()

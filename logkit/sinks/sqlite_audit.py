@@ -8,12 +8,13 @@ makes a fork impossible even if that reasoning were wrong.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from logkit.chain import GENESIS, chain_id_of, event_from_bytes, link
+from logkit.chain import GENESIS, ChainedRecord, chain_id_of, event_from_bytes, link
 from logkit.envelope import Event
-from logkit.errors import SinkWriteError
+from logkit.errors import SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
 from logkit.sinks.protocols import Page, Query, Selector, StoredRecord, clamp_limit
 from logkit.sinks.sql import query_where
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
     from logkit.sinks.sqlite import SQLiteBackend
 
 AUDIT_SCHEMA = """
+-- Each synchronous append is its own commit, and a commit writes every page it touched to the
+-- WAL: the table carries as few indexes as its reads need (no AUTOINCREMENT counter either).
 CREATE TABLE IF NOT EXISTS audit_chain (
-    pos INTEGER PRIMARY KEY AUTOINCREMENT,
     chain_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     event_id TEXT NOT NULL,
@@ -40,7 +42,6 @@ CREATE TABLE IF NOT EXISTS audit_chain (
     UNIQUE (tenant_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS audit_chain_tenant_ts ON audit_chain (tenant_id, ts_us);
-CREATE INDEX IF NOT EXISTS audit_chain_run_ts ON audit_chain (tenant_id, run_id, ts_us);
 CREATE INDEX IF NOT EXISTS audit_chain_user ON audit_chain (tenant_id, user_id)
     WHERE user_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 CREATE INDEX IF NOT EXISTS audit_checkpoints_chain ON audit_checkpoints (chain_id, id);
 """
 
+_MAX_ATTEMPTS = 100
 _INSERT = (
     "INSERT INTO audit_chain (chain_id, seq, event_id, tenant_id, run_id, user_id, event_type, "
     "ts_us, hash, record, payload, payload_salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -65,43 +67,63 @@ _RECORD_COLUMNS = (
 class SQLiteAuditStore:
     def __init__(self, backend: SQLiteBackend) -> None:
         self.backend = backend
+        # Last known head per chain. Only a hint: the insert's UNIQUE (chain_id, seq) is the
+        # precondition, so a head another process moved on is found out and re-read.
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._lock = threading.Lock()
 
     def append(self, events: Sequence[Event]) -> list[Event]:
+        with self._lock:
+            if len(events) == 1:
+                return [self._append_one(events[0])]
+            return self._append_batch(events)
+
+    def _append_one(self, event: Event) -> Event:
+        """One event in its own implicit transaction: INSERT at the known head + 1.
+
+        Success proves the head was current (seqs are contiguous and never deleted); a
+        UNIQUE (chain_id, seq) conflict means another writer appended first: re-read, retry.
+        """
+        conn = self.backend.connection()
+        chain_id = chain_id_of(event.tenant_id, event.run_id)
+        for _ in range(_MAX_ATTEMPTS):
+            seq, prev_hash = self._heads.get(chain_id) or _head(conn, chain_id)
+            record = link(event, seq=seq + 1, prev_hash=prev_hash)
+            try:
+                conn.execute(_INSERT, _row(record))
+            except sqlite3.IntegrityError as exc:
+                if "event_id" in str(exc):  # already chained (a retry, a replay): idempotent
+                    return _event(self._stored_by_event_id(conn, event))
+                self._heads.pop(chain_id, None)
+                continue
+            self._heads[chain_id] = (seq + 1, record.event.hash or "")
+            return record.event
+        raise SinkUnavailable(
+            f"could not append to {chain_id}: {_MAX_ATTEMPTS} writers won the race first"
+        )
+
+    def _append_batch(self, events: Sequence[Event]) -> list[Event]:
+        """Many events in one BEGIN IMMEDIATE transaction: the write lock is held from the
+        head read to the commit, so no other writer can move the heads meanwhile."""
         chained: list[Event] = []
+        heads: dict[str, tuple[int, str]] = {}
         with self.backend.transaction() as conn:
-            heads: dict[str, tuple[int, str]] = {}
             for event in events:
                 chain_id = chain_id_of(event.tenant_id, event.run_id)
                 if chain_id not in heads:
                     heads[chain_id] = _head(conn, chain_id)
                 seq, prev_hash = heads[chain_id]
                 record = link(event, seq=seq + 1, prev_hash=prev_hash)
-                e = record.event
                 try:
-                    conn.execute(
-                        _INSERT,
-                        (
-                            e.chain_id,
-                            e.seq,
-                            e.event_id,
-                            e.tenant_id,
-                            e.run_id,
-                            e.user_id,
-                            e.event_type,
-                            cursor.to_micros(e.ts),
-                            e.hash,
-                            record.record_bytes,
-                            record.payload_bytes,
-                            e.payload_salt,
-                        ),
-                    )
+                    conn.execute(_INSERT, _row(record))
                 except sqlite3.IntegrityError:
                     # The event_id is already chained (a retry, a replay): idempotent. Trying
                     # the insert first spares every append a lookup.
                     chained.append(_event(self._stored_by_event_id(conn, event)))
                     continue
-                heads[chain_id] = (seq + 1, e.hash or "")
-                chained.append(e)
+                heads[chain_id] = (seq + 1, record.event.hash or "")
+                chained.append(record.event)
+        self._heads.update(heads)  # committed: the new heads are facts
         return chained
 
     @staticmethod
@@ -189,6 +211,24 @@ class SQLiteAuditStore:
             .fetchall()
         )
         return [r[0] for r in rows]
+
+
+def _row(record: ChainedRecord) -> tuple[Any, ...]:
+    e = record.event
+    return (
+        e.chain_id,
+        e.seq,
+        e.event_id,
+        e.tenant_id,
+        e.run_id,
+        e.user_id,
+        e.event_type,
+        cursor.to_micros(e.ts),
+        e.hash,
+        record.record_bytes,
+        record.payload_bytes,
+        e.payload_salt,
+    )
 
 
 def _head(conn: sqlite3.Connection, chain_id: str) -> tuple[int, str]:

@@ -18,9 +18,8 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from logkit.context import bound_fields
+from logkit.context import BINDABLE_FIELDS, bound_fields
 from logkit.envelope import (
-    REQUIRED_SCOPE,
     ActorType,
     Event,
     EventType,
@@ -34,19 +33,8 @@ _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 _EVENT_TYPES = frozenset(t.value for t in EventType)
 _ACTOR_TYPES = frozenset(t.value for t in ActorType)
-_CONTEXT_FIELDS = frozenset(
-    {
-        *REQUIRED_SCOPE,
-        "request_id",
-        "trace_id",
-        "span_id",
-        "run_id",
-        "step_id",
-        "parent_step_id",
-        "user_id",
-        "actor_type",
-    }
-)
+# Explicit overrides an adapter accepts: exactly what bind() accepts.
+_CONTEXT_FIELDS = BINDABLE_FIELDS
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:

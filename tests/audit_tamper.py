@@ -25,7 +25,7 @@ class Tamper(Protocol):
     def seqs(self, chain_id: str) -> list[int]: ...
 
 
-_COLUMNS = (
+ROW_COLUMNS = (
     "chain_id",
     "seq",
     "event_id",
@@ -47,11 +47,11 @@ class SQLiteTamper:
 
     def get(self, chain_id: str, seq: int) -> dict[str, Any]:
         row = self.conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM audit_chain WHERE chain_id = ? AND seq = ?",
+            f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_chain WHERE chain_id = ? AND seq = ?",
             (chain_id, seq),
         ).fetchone()
         assert row is not None, (chain_id, seq)
-        return dict(zip(_COLUMNS, row, strict=True))
+        return dict(zip(ROW_COLUMNS, row, strict=True))
 
     def put(self, chain_id: str, seq: int, row: dict[str, Any]) -> None:
         self.remove(chain_id, seq)
@@ -59,9 +59,9 @@ class SQLiteTamper:
         # A forged or moved row may reuse an event_id that is filed elsewhere: make room.
         self.conn.execute("DELETE FROM audit_chain WHERE event_id = ?", (values["event_id"],))
         self.conn.execute(
-            f"INSERT INTO audit_chain ({', '.join(_COLUMNS)}) VALUES "
-            f"({', '.join('?' * len(_COLUMNS))})",
-            [values[c] for c in _COLUMNS],
+            f"INSERT INTO audit_chain ({', '.join(ROW_COLUMNS)}) VALUES "
+            f"({', '.join('?' * len(ROW_COLUMNS))})",
+            [values[c] for c in ROW_COLUMNS],
         )
 
     def remove(self, chain_id: str, seq: int) -> None:

@@ -18,21 +18,9 @@ from logkit.sinks.firestore_audit import (
     document_key,
     seq_key,
 )
+from tests.audit_tamper import ROW_COLUMNS
 
-_COLUMNS = (
-    "chain_id",
-    "seq",
-    "event_id",
-    "tenant_id",
-    "run_id",
-    "user_id",
-    "event_type",
-    "ts_us",
-    "hash",
-    "record",
-    "payload",
-    "payload_salt",
-)
+_COLUMNS = ROW_COLUMNS
 _INDEX_COLUMNS = ("event_id", "tenant_id", "run_id", "user_id", "event_type", "ts_us")
 
 

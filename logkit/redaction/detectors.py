@@ -1,0 +1,350 @@
+"""Typed detectors: what the redaction engine looks for, and how each find is confirmed.
+
+Each :class:`Detector` is a regex plus an optional validator (a checksum or a parse that turns a
+shape into a fact: Luhn, mod-97, ``ipaddress``, a JWT header that decodes) and an optional
+prefilter (substrings one of which must occur for the regex to be worth running at all). The
+engine reads :func:`detectors`: the built-ins in :data:`DETECTORS` plus any registered ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DIGITS: tuple[str, ...] = tuple("0123456789")
+"""Prefilter for detectors that need a digit; the engine tests it with one scan, not ten."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    kind: str
+    pattern: re.Pattern[str]
+    validator: Callable[[str], bool] | None = None
+    prefilter: tuple[str, ...] | None = None
+    secret: bool = False
+    """Secrets can never be allowed through (``RegexRedactor(allow=...)`` refuses them)."""
+    priority: int = 0
+    """On overlapping finds the higher priority wins, then the longer span, then the earlier."""
+    group: int = 0
+    """The regex group that is redacted (bearer and URL credentials keep their context)."""
+    anchor: str | None = None
+    """Optional cheap regex (RE2 syntax) whose hits mark where finds can be; the pattern then
+    runs only in ``window`` (chars before, after) around each hit instead of over the text."""
+    window: tuple[int, int] = (0, 0)
+
+
+# --- validators -------------------------------------------------------------------------------
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_brand_ok(d: str) -> bool:
+    n = len(d)
+    p2, p3, p4, p6 = int(d[:2]), int(d[:3]), int(d[:4]), int(d[:6])
+    return (
+        (d[0] == "4" and n in (13, 16, 19))  # Visa
+        or ((51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16)  # Mastercard incl. 2-series
+        or (p2 in (34, 37) and n == 15)  # Amex
+        or ((p4 == 6011 or 644 <= p3 <= 649 or p2 == 65 or 622126 <= p6 <= 622925) and n >= 16)
+        or (3528 <= p4 <= 3589 and n >= 16)  # JCB
+        or ((300 <= p3 <= 305 or p2 in (36, 38, 39)) and n >= 14)  # Diners
+        or (p2 in (62, 81) and n >= 16)  # UnionPay
+    )
+
+
+def card_ok(text: str) -> bool:
+    digits = text.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and _card_brand_ok(digits) and luhn_ok(digits)
+
+
+def iban_ok(text: str) -> bool:
+    s = text.replace(" ", "")
+    rearranged = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def ipv6_ok(text: str) -> bool:
+    # Times (12:30:45), MACs and C++ paths have the shape; only a real address parses.
+    if not any(c in "0123456789abcdefABCDEF" for c in text):
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def jwt_ok(text: str) -> bool:
+    header = text.split(".", 1)[0]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return isinstance(decoded, dict) and "alg" in decoded
+
+
+def bearer_ok(token: str) -> bool:
+    # "uses a Bearer authentication scheme" is prose; a credential has digits or mixed case.
+    return any(c.isdigit() for c in token) or (token.lower() != token and token.upper() != token)
+
+
+def phone_ok(text: str) -> bool:
+    if text.startswith("+"):
+        text = text.replace("(0)", "")  # the UK/DE trunk zero written after the country code
+        return 8 <= sum(c.isdigit() for c in text) <= 15
+    return 9 <= sum(c.isdigit() for c in text) <= 12
+
+
+# --- anchors ----------------------------------------------------------------------------------
+
+# Nine digits with at most two separators between each (cards, IBANs, SSNs, phones), or an
+# IPv4-shaped run. Timestamps and short ids do not hit, so most log text never reaches the
+# numeric regexes at all.
+DIGIT_ANCHOR = r"\d(?:[ \-./()]{0,2}\d){8,}|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d"
+_DIGIT_WINDOW = (40, 8)  # an IBAN's letters can sit before its first long digit run
+IPV6_ANCHOR = r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"  # times (12:30:45) have two colons
+EMAIL_ANCHOR = "@"
+
+
+# --- patterns ---------------------------------------------------------------------------------
+
+# Secret patterns start with their literal prefix and check the character before it with a
+# lookbehind placed after the prefix: a leading lookbehind would stop sre's fast literal search.
+
+# Numeric finds must not start or end inside a longer token (hashes, UUIDs, decimals).
+_NB = r"(?<![\w.+-])"
+_NA = r"(?![\w]|[.-]\d)"
+
+_CARD = re.compile(
+    _NB + r"(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"  # 4-4-4-4 and 4-4-4-4-3
+    r"|3[47]\d{2}([ -]?)\d{6}\2\d{5}"  # Amex 4-6-5
+    r"|3[0689]\d{2}([ -]?)\d{6}\3\d{4}"  # Diners 4-6-4
+    r"|\d{13,19})" + _NA,
+    re.ASCII,
+)
+
+_SSN_BODY = r"(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}"
+_SSN = re.compile(_NB + _SSN_BODY + _NA, re.ASCII)
+# A bare nine-digit run is an SSN only when the text says so: anything else is an id.
+_SSN_CONTEXT = re.compile(
+    r"(?i:\bssn|social[ _-]security(?:[ _-]number)?)\W{0,4}(?:#|no\.?|number)?\W{0,3}"
+    r"((?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4})(?![\w])",
+    re.ASCII,
+)
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(
+    r"(?<![\w.])(?<!version )(?<!Version )(?<!release )(?<!build )(?<!ver )"
+    rf"(?:{_OCTET}\.){{3}}{_OCTET}(?!\d|\.\d)",
+    re.ASCII,
+)
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
+    r"(?:%[\w.]+)?(?![\w:])",
+    re.ASCII,
+)
+
+_PHONE = re.compile(
+    r"(?<![\w+])(?<!\d[ -])(?:"
+    # International: +CC then groups, a "(0)" trunk and parenthesised area codes allowed.
+    r"\+[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}"
+    # North American: (415) 555-0134, 415-555-0134, 415.555.0134, 1-800-555-0199.
+    r"|(?:1[-. ])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[-. ])[2-9]\d{2}[-. ]\d{4}"
+    # Trunk-zero national (UK, DE, FR...): one separator kind throughout, so dates fail.
+    r"|0[1-9]\d{0,3}([ /.-])\d{2,8}(?:\1\d{2,8}){0,3}"
+    r")(?![\w]|[ .-]?\d)",
+    re.ASCII,
+)
+
+# IBAN lengths by country: the regex only takes as many characters as the country's IBAN has,
+# so a trailing word ("... 7034 EUR") is never swallowed, and unknown countries never match.
+_IBAN_LENGTHS = {
+    15: "NO", 16: "BE", 18: "DK FI FO GL NL", 19: "MK SI", 20: "AT BA EE KZ LT LU XK",
+    21: "CH HR LI LV", 22: "BG BH CR DE GB GE IE ME RS VA", 23: "AE GI IL IQ TL",
+    24: "AD CZ ES MD PK RO SA SE SK TN VG", 25: "PT ST", 26: "IS TR",
+    27: "FR GR IT MC MR SM", 28: "AL AZ BY CY DO GT HU LB PL SV", 29: "BR EG PS QA UA",
+    30: "JO KW MU", 31: "MT SC", 32: "LC",
+}  # fmt: skip
+
+
+def _iban_pattern() -> re.Pattern[str]:
+    branches = []
+    for length, countries in _IBAN_LENGTHS.items():
+        rest = length - 4
+        q, r = divmod(rest, 4)
+        spaced = rf"(?: [A-Z0-9]{{4}}){{{q}}}" + (rf" [A-Z0-9]{{{r}}}" if r else "")
+        branches.append(rf"(?:{'|'.join(countries.split())})\d\d(?:[A-Z0-9]{{{rest}}}|{spaced})")
+    return re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(branches) + r")(?![A-Za-z0-9])", re.ASCII)
+
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
+    re.ASCII,
+)
+
+_B64U = r"[A-Za-z0-9_-]"
+_PEM_LABEL = r"-----(?:BEGIN|END) (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+
+
+def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+SECRET_DETECTORS: tuple[Detector, ...] = (
+    Detector(
+        "private_key",
+        # The whole block; a truncated one (no END line) is taken to the end of its base64.
+        _c(
+            _PEM_LABEL.replace("(?:BEGIN|END)", "BEGIN")
+            + r"(?:[\s\S]*?"
+            + _PEM_LABEL.replace("(?:BEGIN|END)", "END")
+            + r"|[A-Za-z0-9+/=\s\\:,-]*)"
+        ),
+        prefilter=("PRIVATE KEY-----",),
+        secret=True,
+        priority=100,
+    ),
+    Detector(
+        "url_credentials",
+        _c(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://([^\s:/?#@'\"<>]*:[^\s/?#@'\"<>]+)@"),
+        prefilter=("://",),
+        secret=True,
+        priority=90,
+        group=1,
+        anchor="://",
+        window=(24, 1024),
+    ),
+    Detector(
+        "bearer_token",
+        _c(r"(?i:\bbearer)(?:\s+|%20)([A-Za-z0-9._~+/-]{16,}=*)"),
+        validator=bearer_ok,
+        prefilter=("Bearer", "bearer", "BEARER"),
+        secret=True,
+        priority=85,
+        group=1,
+        anchor="(?i)bearer",
+        window=(1, 8192),
+    ),
+    Detector(
+        "slack_webhook",
+        _c(r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+"),
+        prefilter=("hooks.slack.com",),
+        secret=True,
+        priority=80,
+        anchor=r"hooks\.slack\.com",
+        window=(8, 1024),
+    ),
+    Detector(
+        "jwt",
+        _c(rf"eyJ(?<![\w-]...){_B64U}{{8,}}\.{_B64U}{{8,}}\.{_B64U}*(?![\w-])", re.DOTALL),
+        validator=jwt_ok,
+        prefilter=("eyJ",),
+        secret=True,
+        priority=75,
+    ),
+    Detector(
+        "anthropic_key",
+        _c(r"sk-ant-(?<![\w-]sk-ant-)[A-Za-z0-9_-]{20,}"),
+        prefilter=("sk-ant-",),
+        secret=True,
+        priority=72,
+    ),
+    Detector(
+        "openai_key",
+        # Not sk-ant-: those are Anthropic's, and the priority above settles any tie anyway.
+        _c(r"sk-(?<![\w-]sk-)(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
+        prefilter=("sk-",),
+        secret=True,
+        priority=70,
+    ),
+    Detector(
+        "github_token",
+        _c(
+            r"gh[pousr]_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36,255}"
+            r"|github_pat_(?<![A-Za-z0-9_]...........)[A-Za-z0-9_]{22,255}",
+            re.DOTALL,
+        ),
+        prefilter=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        secret=True,
+        priority=70,
+    ),
+    Detector(
+        "aws_access_key",
+        _c(r"(?:AKIA|ASIA|ABIA|ACCA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])", re.DOTALL),
+        prefilter=("AKIA", "ASIA", "ABIA", "ACCA"),
+        secret=True,
+        priority=70,
+    ),
+    Detector(
+        "slack_token",
+        _c(r"xox[abprs]-(?<![\w-].....)[A-Za-z0-9][A-Za-z0-9-]{8,}[A-Za-z0-9]", re.DOTALL),
+        prefilter=("xox",),
+        secret=True,
+        priority=70,
+    ),
+    Detector(
+        "google_api_key",
+        _c(r"AIza(?<![\w-]....)[0-9A-Za-z_-]{35}(?![\w-])", re.DOTALL),
+        prefilter=("AIza",),
+        secret=True,
+        priority=70,
+    ),
+)
+
+PII_DETECTORS: tuple[Detector, ...] = (
+    Detector("email", _EMAIL, None, ("@",), False, 50, 0, EMAIL_ANCHOR, (300, 260)),
+    Detector("iban", _iban_pattern(), iban_ok, DIGITS, False, 45, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
+    Detector("card", _CARD, card_ok, DIGITS, False, 44, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
+    Detector("us_ssn", _SSN, None, DIGITS, False, 43, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
+    Detector("us_ssn", _SSN_CONTEXT, None, DIGITS, False, 43, 1, DIGIT_ANCHOR, _DIGIT_WINDOW),
+    Detector("ipv6", _IPV6, ipv6_ok, (":",), False, 42, 0, IPV6_ANCHOR, (50, 50)),
+    Detector("ipv4", _IPV4, None, (".",), False, 41, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
+    Detector("phone", _PHONE, phone_ok, DIGITS, False, 30, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
+)
+
+DETECTORS: tuple[Detector, ...] = SECRET_DETECTORS + PII_DETECTORS
+"""The built-in detectors, most specific first."""
+
+SECRET_KINDS: frozenset[str] = frozenset(d.kind for d in SECRET_DETECTORS)
+
+_registry: list[Detector] = []
+_lock = threading.Lock()
+_generation = [0]
+"""Bumped on every registration so engines built on :func:`detectors` know to rebuild."""
+
+
+def register_detector(detector: Detector) -> None:
+    """Add a custom detector to every engine that uses the default set."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", detector.kind):
+        raise ValueError("detector kind must be a lowercase identifier")
+    with _lock:
+        _registry.append(detector)
+        _generation[0] += 1
+
+
+def detectors() -> tuple[Detector, ...]:
+    """The built-ins followed by the registered custom detectors."""
+    return DETECTORS + tuple(_registry)
+
+
+def registry_generation() -> int:
+    return _generation[0]
+
+
+def is_secret(kind: str) -> bool:
+    return kind in SECRET_KINDS or any(d.secret and d.kind == kind for d in _registry)

@@ -83,6 +83,34 @@ class AuditConfig(BaseModel):
     dev_hmac_key_file: Path = Path(".logkit/audit-hmac.key")
 
 
+class RedactionConfig(BaseModel):
+    """The redaction gate: pseudonym key, policies per storage class, payload encryption."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Master key for the per-tenant pseudonym HMAC (LOGKIT_REDACTION__KEY), or a file with it.
+    key: SecretStr | None = None
+    key_file: Path | None = None
+    # dev only, when no key is configured: generated on first use, kept out of git.
+    dev_key_file: Path = Path(".logkit/redaction.key")
+    # Policy id per storage class; "default" redacts every kind, "none" is refused outside dev.
+    policies: dict[str, str] = Field(default_factory=dict)
+    # Kinds left in place by a policy (e.g. {"ops-internal": ["ipv4"]}); never secrets.
+    allow: dict[str, list[str]] = Field(default_factory=dict)
+    # Encrypted raw payloads: a local key directory in dev; a key provider in prod.
+    encryption_key_dir: Path = Path(".logkit/keys")
+
+
+class UsageConfig(BaseModel):
+    """Cost of usage events: the built-in price table plus overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A TOML price table merged over the built-in one (same shape), e.g. negotiated prices.
+    price_table: Path | None = None
+    currency: str = "USD"
+
+
 class Settings(BaseSettings):
     """All of logkit's configuration."""
 
@@ -97,6 +125,8 @@ class Settings(BaseSettings):
     sinks: SinksConfig = SinksConfig()
     dispatch: DispatchConfig = DispatchConfig()
     audit: AuditConfig = AuditConfig()
+    redaction: RedactionConfig = RedactionConfig()
+    usage: UsageConfig = UsageConfig()
     gcp_project: str | None = None
 
     @classmethod

@@ -29,14 +29,34 @@ def emit(
 
     Scope and correlation come from :func:`logkit.bind` / the ASGI middleware unless given as
     keyword arguments. A missing required scope field raises ContractError naming it.
+    ``seal_raw=True`` also keeps the raw payload encrypted for break-glass (docs/privacy.md).
     """
+    seal_raw = fields.pop("seal_raw", False)
     if "redaction" not in fields:
         # Stamped with the gate's "nothing found" report, so the common case needs no copy.
         fields["redaction"] = clean_report()
     event = _build(event_type, payload, fields)
     if not PIPELINE.configured:
         _configure_on_first_use()
+    if seal_raw and payload:
+        return _emit_sealed(event, dict(payload))
     return PIPELINE.process(event)
+
+
+def _emit_sealed(event: Event, raw: dict[str, Any]) -> Event:
+    """Redact as always, and keep the raw payload AES-GCM encrypted under ``_sealed``."""
+    from logkit.redaction.sealing import SEALED_KEY, seal
+    from logkit.runtime import current
+
+    keys = current().keys
+    if keys is None:
+        raise ContractError(
+            "seal_raw needs a configured key provider", problems={"seal_raw": "no key provider"}
+        )
+    redacted = PIPELINE.redact(event)
+    sealed = redacted.replace(payload={**redacted.payload, SEALED_KEY: seal(raw, event, keys)})
+    PIPELINE.observe(sealed)
+    return sealed
 
 
 def _build(

@@ -18,6 +18,9 @@ from logkit.dispatch import Dispatcher
 from logkit.envelope import Env, warm_up
 from logkit.errors import ConfigError
 from logkit.pipeline import PIPELINE
+from logkit.redaction.gate import set_redactor
+from logkit.redaction.policy import build_gate, key_provider
+from logkit.redaction.sealing import KeyProvider
 from logkit.routing import Router
 from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, EventStore, Role
 from logkit.sinks.registry import backend_class, open_backend
@@ -33,6 +36,7 @@ class Runtime:
     router: Router
     spool: Spool
     uris: dict[Role, str] = field(default_factory=dict)
+    keys: KeyProvider | None = None  # keys of sealed raw payloads
 
     def flush(self, timeout: float | None = None) -> bool:
         return all([d.flush(timeout) for d in self.dispatchers.values()])
@@ -82,7 +86,16 @@ def build(settings: Settings) -> Runtime:
         role: Dispatcher(f"{uri}#{role.value}", stores[role], spool, settings.dispatch)
         for role, uri in uris.items()
     }
-    return Runtime(settings, backends, stores, dispatchers, Router(dispatchers), spool, uris)
+    return Runtime(
+        settings,
+        backends,
+        stores,
+        dispatchers,
+        Router(dispatchers),
+        spool,
+        uris,
+        key_provider(settings),
+    )
 
 
 def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtime:
@@ -93,7 +106,10 @@ def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtim
     """
     global _runtime, _atexit_registered  # noqa: PLW0603 - one runtime per process
     settings = load_settings(config_path, **overrides)
+    validate_sinks(settings)  # fail fast, sinks first, before anything is opened
+    default_redactor, per_class = build_gate(settings)
     runtime = build(settings)
+    set_redactor(default_redactor, per_class=per_class)
     warm_up()  # configure() runs at start-up: pay for the envelope's validator there
     with _lock:
         previous, _runtime = _runtime, runtime

@@ -21,11 +21,15 @@ SCOPE = {
 }
 
 
+TEST_REDACTION_KEY = "test-redaction-master-key"
+
+
 def memory_sinks(tmp: Path) -> dict[str, object]:
     return {
         "env": "dev",
         "sinks": {"timeline": "memory://", "audit": "memory://", "cost": "memory://"},
         "dispatch": {"spool_path": tmp / "spool.db"},
+        "redaction": {"key": TEST_REDACTION_KEY, "encryption_key_dir": tmp / "keys"},
     }
 
 
@@ -60,6 +64,9 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type
 
     def make(*args: object, **kwargs: object) -> Runtime:
         kwargs.setdefault("dispatch", {"spool_path": tmp_path / "spool.db"})
+        kwargs.setdefault(
+            "redaction", {"key": TEST_REDACTION_KEY, "encryption_key_dir": tmp_path / "keys"}
+        )
         runtime = logkit.configure(*args, **kwargs)  # type: ignore[arg-type]
         runtimes.append(runtime)
         return runtime

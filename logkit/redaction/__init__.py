@@ -1,8 +1,10 @@
 """The redaction gate: every payload, log line and outbound call passes through it.
 
-This package holds the hook the rest of logkit calls. The installed :class:`Redactor` decides
-what is replaced; until one with detectors is installed the gate passes values through and
-stamps the policy ``"none"`` on each event, so a report never claims redaction that did not happen.
+This package holds the gate the rest of logkit calls (``gate``), the detectors and the engine
+that replaces what they find with keyed pseudonyms (``detectors``, ``engine``, ``pseudonym``),
+and sealed raw payloads (``sealing``). ``logkit.configure()`` installs the engine with the
+configured policies; before that the gate passes values through and stamps the policy
+``"none"``, so a report never claims a redaction that did not happen.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from logkit.redaction.gate import (
     Redactor,
     clean_report,
     get_redactor,
+    redact,
     redact_event,
+    redact_for_call,
     redact_text,
     set_redactor,
 )
@@ -22,7 +26,9 @@ __all__ = [
     "Redactor",
     "clean_report",
     "get_redactor",
+    "redact",
     "redact_event",
+    "redact_for_call",
     "redact_text",
     "set_redactor",
 ]

@@ -17,7 +17,7 @@ from logkit import ConfigError
 from logkit.cli.main import app as cli
 from logkit.config import DEFAULT_SQLITE_URI, load_settings
 from logkit.sinks.protocols import Role
-from tests.conftest import SCOPE
+from tests.conftest import SCOPE, memory_sinks
 from tests.servers import free_port
 
 runner = CliRunner()
@@ -163,13 +163,10 @@ def test_app_start_up_passes_with_durable_sinks(
     monkeypatch.setenv("LOGKIT_SINKS__TIMELINE", sqlite(tmp_path))
     monkeypatch.setenv("LOGKIT_SINKS__AUDIT", sqlite(tmp_path))
     monkeypatch.setenv("LOGKIT_DISPATCH__SPOOL_PATH", str(tmp_path / "spool.db"))
+    monkeypatch.setenv("LOGKIT_REDACTION__KEY", "test-redaction-master-key")
     with TestClient(asgi_app()) as client:
         assert client.get("/nothing").status_code == 404
-    logkit.configure(
-        env="dev",
-        sinks={"timeline": "memory://", "audit": "memory://"},
-        dispatch={"spool_path": tmp_path / "s2.db"},
-    )
+    logkit.configure(**memory_sinks(tmp_path / "s2"))
 
 
 # --- check-sinks ------------------------------------------------------------------------------

@@ -45,10 +45,18 @@ format: $(STAMP)
 	$(BIN)/ruff format logkit codemods tests bench
 	$(BIN)/ruff check --fix logkit codemods tests bench
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,bench]"
+	touch $(BENCH_STAMP)
+
 ## Benchmarks: one line per figure (the sink benchmark uses the emulators).
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/emit.py
+	$(BIN)/python bench/redaction.py
+	$(BIN)/python bench/audit.py
 	bash scripts/services.sh start
 	status=0; $(BIN)/python bench/sinks.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status

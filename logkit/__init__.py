@@ -34,14 +34,22 @@ if TYPE_CHECKING:
     from logkit.adapters import from_legacy
     from logkit.asgi import CorrelationMiddleware
     from logkit.auditing.write import audit
+    from logkit.calls import model_call, tool_call
     from logkit.devlog import JsonFormatter, configure_logging
     from logkit.read import iter_events, query_events, run_events
+    from logkit.redaction.gate import redact, redact_for_call
     from logkit.runtime import configure, flush, shutdown
+    from logkit.usage import record_usage
 
 __version__ = "0.1.0"
 
 # Names loaded on first use, so `import logkit` pays only for the emit path.
 _LAZY = {
+    "tool_call": "logkit.calls",
+    "model_call": "logkit.calls",
+    "record_usage": "logkit.usage",
+    "redact": "logkit.redaction.gate",
+    "redact_for_call": "logkit.redaction.gate",
     "audit": "logkit.auditing.write",
     "CorrelationMiddleware": "logkit.asgi",
     "configure": "logkit.runtime",
@@ -102,8 +110,13 @@ __all__ = [
     "flush",
     "from_legacy",
     "iter_events",
+    "model_call",
     "propagate",
     "query_events",
+    "record_usage",
+    "redact",
+    "redact_for_call",
     "run_events",
     "shutdown",
+    "tool_call",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, demo, sinks
+from logkit.cli import audit, demo, sinks, usage
 
 app = typer.Typer(
     name="logkit",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("check-sinks")(sinks.check_sinks)
 app.add_typer(audit.app, name="audit")
+app.add_typer(usage.app, name="usage")
 
 
 @app.command("version")

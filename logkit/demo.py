@@ -37,7 +37,8 @@ LEGACY_DATASET_EVENT: dict[str, Any] = {
 
 
 def run_demo(on_event: Callable[[Event], None] | None = None) -> list[Event]:
-    """Emit a support-bot run: flow, two steps, a tool call, a model call, usage, a decision."""
+    """Emit a support-bot run: flow, two steps, a tool call and a model call whose inputs carry
+    PII (the gate turns it into pseudonyms), usage with its cost, a decision, audit records."""
     from logkit.testing import capture_events
 
     log = logging.getLogger("logkit.demo")
@@ -47,34 +48,22 @@ def run_demo(on_event: Callable[[Event], None] | None = None) -> list[Event]:
         logkit.bind(**DEMO_SCOPE, request_id="req-demo-1", run_id=run_id),
     ):
         logkit.emit("flow_started", {"name": "answer_ticket"})
+        question = (
+            "Hi, I'm Maria (maria.gonzalez@example.org, +44 20 7946 0958). Where is order 1042? "
+            "I paid with card 5425 2334 3010 9903."
+        )
         with logkit.bind(step_id="step_retrieve"):
             logkit.emit("step_started", {"name": "retrieve", "kind": "retrieval"})
-            logkit.emit("tool_call_started", {"tool": "vector_search", "query_chars": 27})
-            logkit.emit("tool_call_ended", {"tool": "vector_search", "hits": 3, "duration_ms": 41})
+            with logkit.tool_call("crm.lookup", input={"email": "maria.gonzalez@example.org"}) as t:
+                t.set_output({"customer_id": "c_77", "phone": "+44 20 7946 0958", "orders": 3})
             logkit.emit("step_ended", {"name": "retrieve", "status": "ok", "duration_ms": 44})
         with logkit.bind(step_id="step_answer", parent_step_id="step_retrieve"):
             logkit.emit("step_started", {"name": "answer", "kind": "llm"})
-            logkit.emit("model_call_started", {"provider": "anthropic", "model": "claude-sonnet"})
-            logkit.emit(
-                "model_call_ended",
-                {
-                    "provider": "anthropic",
-                    "model": "claude-sonnet",
-                    "tokens_in": 812,
-                    "tokens_out": 64,
-                },
-            )
-            logkit.emit(
-                "usage_recorded",
-                {
-                    "provider": "anthropic",
-                    "model": "claude-sonnet",
-                    "tokens_input": 812,
-                    "tokens_output": 64,
-                    "cost": "0.003396",
-                    "currency": "USD",
-                },
-            )
+            # What goes to the provider is what the gate lets through: pseudonyms, not PII.
+            outbound = logkit.redact_for_call({"messages": [{"role": "user", "content": question}]})
+            with logkit.model_call("anthropic", "claude-sonnet-4-5", input=outbound) as call:
+                call.set_output({"answer": "Order 1042 shipped yesterday; tracking sent by email."})
+                call.record_usage(input_tokens=812, output_tokens=64)
             logkit.emit(
                 "agent_decision",
                 {

@@ -61,3 +61,16 @@ def test_demo_with_a_bad_config_exits_2(tmp_path: Path) -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["version"])
     assert result.exit_code == 0 and result.output.startswith("logkit ")
+
+
+def test_demo_pii_never_reaches_the_terminal_or_the_store(tmp_path: Path) -> None:
+    table = runner.invoke(app, ["demo"])
+    lines = runner.invoke(app, ["demo", "--json"])
+    assert table.exit_code == 0 and lines.exit_code == 0
+    assert "[EMAIL:" in lines.output and "[CARD:" in lines.output
+    raw = ("maria.gonzalez@example.org", "5425 2334 3010 9903", "+44 20 7946 0958")
+    files = [p for p in (tmp_path / ".logkit").iterdir() if ".db" in p.name]
+    for value in raw:
+        assert value not in table.output and value not in lines.output
+        for path in files:
+            assert value.encode() not in path.read_bytes(), path.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, demo, sinks, usage
+from logkit.cli import audit, demo, sinks, timeline, usage
 
 app = typer.Typer(
     name="logkit",
@@ -17,6 +17,7 @@ app.command("demo")(demo.demo)
 app.command("check-sinks")(sinks.check_sinks)
 app.add_typer(audit.app, name="audit")
 app.add_typer(usage.app, name="usage")
+app.add_typer(timeline.app, name="timeline")
 
 
 @app.command("version")

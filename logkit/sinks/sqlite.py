@@ -203,6 +203,16 @@ class SQLiteStore:
         return Page(events, cursor.encode(events[-1]) if more else None)
 
     @mapped
+    def tenant_of_run(self, run_id: str) -> str | None:
+        """The tenant a run belongs to (a scan: for the CLI, which may not know the tenant)."""
+        row = (
+            self.backend.connection()
+            .execute(f"SELECT tenant_id FROM {self.table} WHERE run_id = ? LIMIT 1", (run_id,))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    @mapped
     def delete(self, selector: Selector) -> int:
         where, params = scope_where(selector.tenant_id, selector.run_id, selector.user_id)
         if selector.event_ids is not None:

@@ -1,0 +1,157 @@
+"""Flows, steps and decisions: the story of a run ("story mode").
+
+``logkit.flow(name)`` and ``logkit.step(name, kind=...)`` are context managers (``with`` and
+``async with``) and decorators (sync and async functions). A flow starts a run unless one is
+bound; a step gets a fresh ``step_id`` and the enclosing step as ``parent_step_id``. Both are
+bound on contextvars, so everything emitted inside (tool and model calls, decisions, pulses,
+log events) belongs to the right step, in asyncio tasks and threads started with a copied
+context alike. On exit they emit ``*_ended`` (status ok, duration) or, when an exception
+escapes, ``*_failed`` (error type, redacted message) and the exception propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from types import TracebackType
+from typing import Any, TypeVar
+
+from logkit.context import bind, bound_fields
+from logkit.emit import emit
+from logkit.envelope import EventType, new_event_id
+from logkit.redaction import redact_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MESSAGE_LIMIT = 500
+
+_EVENTS = {
+    "flow": (EventType.FLOW_STARTED, EventType.FLOW_ENDED, EventType.FLOW_FAILED),
+    "step": (EventType.STEP_STARTED, EventType.STEP_ENDED, EventType.STEP_FAILED),
+}
+
+
+def _new_id(prefix: str) -> str:
+    # The whole UUIDv7: time-ordered, and unique even for steps started in the same millisecond.
+    return prefix + new_event_id().replace("-", "")
+
+
+class _Span:
+    """One flow or step. A fresh instance per use: decorators create one per call."""
+
+    def __init__(self, what: str, name: str, kind: str | None, fields: dict[str, Any]) -> None:
+        self.what, self.name, self.kind, self.fields = what, name, kind, fields
+        self._stack: ExitStack | None = None
+        self._start = 0.0
+        self.run_id: str | None = None
+        self.step_id: str | None = None
+
+    # --- context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> _Span:
+        self._stack = ExitStack()
+        bound = bound_fields()
+        scope = {k: v for k, v in self.fields.items() if k in _SCOPE_OVERRIDES}
+        if self.what == "flow":
+            self.run_id = scope.pop("run_id", None) or bound.get("run_id") or _new_id("run_")
+            self._stack.enter_context(bind(**scope, run_id=self.run_id))
+        else:
+            self.run_id = scope.get("run_id") or bound.get("run_id")
+            self.step_id = _new_id("step_")
+            self._stack.enter_context(
+                bind(**scope, step_id=self.step_id, parent_step_id=bound.get("step_id"))
+            )
+        self._emit(0, {})
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        duration = round((time.perf_counter() - self._start) * 1000, 3)
+        try:
+            if exc is None:
+                self._emit(1, {"status": "ok", "duration_ms": duration})
+            else:
+                message = redact_text(
+                    str(exc)[:_MESSAGE_LIMIT], tenant_id=bound_fields().get("tenant_id")
+                )
+                self._emit(
+                    2,
+                    {
+                        "status": "failed",
+                        "duration_ms": duration,
+                        "error.type": type(exc).__qualname__,
+                        "error.message": message,
+                    },
+                    severity="error",
+                )
+        finally:
+            if self._stack is not None:
+                self._stack.close()
+        # Returning None: the caller's exception, if any, propagates unchanged.
+
+    async def __aenter__(self) -> _Span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(kind, exc, tb)
+
+    def _emit(self, which: int, extra: dict[str, Any], **envelope: Any) -> None:
+        payload: dict[str, Any] = {"name": self.name}
+        if self.kind is not None:
+            payload["kind"] = self.kind
+        payload.update({k: v for k, v in self.fields.items() if k not in _SCOPE_OVERRIDES})
+        payload.update(extra)
+        emit(_EVENTS[self.what][which], payload, **envelope)
+
+    # --- decorator -------------------------------------------------------------------------
+
+    def __call__(self, fn: F) -> F:
+        fresh = functools.partial(_Span, self.what, self.name, self.kind, self.fields)
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with fresh():
+                    return await fn(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with fresh():
+                return fn(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+
+# Scope and correlation a flow or step may set for what runs inside; other keywords go to the
+# payload of its events (e.g. attempt=2 on a retried step).
+_SCOPE_OVERRIDES = frozenset({"run_id", "user_id", "request_id", "actor_type"})
+
+
+def flow(name: str, **fields: Any) -> _Span:
+    """A flow: starts a run (unless one is bound) and emits flow_started/ended/failed."""
+    return _Span("flow", name, None, fields)
+
+
+def step(name: str, *, kind: str | None = None, **fields: Any) -> _Span:
+    """A step of the current run: emits step_started/ended/failed; nests under the bound step."""
+    return _Span("step", name, kind, fields)
+
+
+def decision(
+    choice: str, *, options: list[str] | None = None, reason: str | None = None, **fields: Any
+) -> None:
+    """Record what the agent chose (``agent_decision``), among which options, and why."""
+    payload: dict[str, Any] = {"choice": choice}
+    if options is not None:
+        payload["options"] = list(options)
+    if reason is not None:
+        payload["reason"] = reason
+    emit(EventType.AGENT_DECISION, payload, **fields)

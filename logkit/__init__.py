@@ -36,15 +36,22 @@ if TYPE_CHECKING:
     from logkit.auditing.write import audit
     from logkit.calls import model_call, tool_call
     from logkit.devlog import JsonFormatter, configure_logging
+    from logkit.pulse import StatePulseHook, state_pulse
     from logkit.read import iter_events, query_events, run_events
     from logkit.redaction.gate import redact, redact_for_call
     from logkit.runtime import configure, flush, shutdown
+    from logkit.timeline import decision, flow, step
     from logkit.usage import record_usage
 
 __version__ = "0.1.0"
 
 # Names loaded on first use, so `import logkit` pays only for the emit path.
 _LAZY = {
+    "state_pulse": "logkit.pulse",
+    "StatePulseHook": "logkit.pulse",
+    "flow": "logkit.timeline",
+    "step": "logkit.timeline",
+    "decision": "logkit.timeline",
     "tool_call": "logkit.calls",
     "model_call": "logkit.calls",
     "record_usage": "logkit.usage",
@@ -97,6 +104,7 @@ __all__ = [
     "SinkError",
     "SinkUnavailable",
     "SinkWriteError",
+    "StatePulseHook",
     "StorageClass",
     "__version__",
     "audit",
@@ -105,8 +113,10 @@ __all__ = [
     "configure",
     "configure_logging",
     "current_scope",
+    "decision",
     "emit",
     "emit_event",
+    "flow",
     "flush",
     "from_legacy",
     "iter_events",
@@ -118,5 +128,7 @@ __all__ = [
     "redact_for_call",
     "run_events",
     "shutdown",
+    "state_pulse",
+    "step",
     "tool_call",
 ]

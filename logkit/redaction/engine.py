@@ -47,6 +47,10 @@ _MAX_TENANT_KEYS = 4096
 _SCALARS = (int, float, bool, type(None))
 
 
+_MIN_CANDIDATE = 6  # the shortest detectable value ("a@b.io") has six characters
+_MAX_PLAIN_IDENTIFIER = 16  # the shortest secret (an AWS access key id) has twenty
+
+
 class RegexRedactor:
     """A :class:`~logkit.redaction.gate.Redactor` over typed regex detectors.
 
@@ -175,6 +179,13 @@ class RegexRedactor:
         return key
 
     def _text(self, text: str, counts: dict[str, int], tenant_id: str | None) -> str:
+        if len(text) < _MIN_CANDIDATE or (
+            len(text) < _MAX_PLAIN_IDENTIFIER and text.isidentifier()
+        ):
+            # Payload keys and short words ("name", "status", "compute"): no detector can match
+            # a bare identifier this short (every kind needs @, separators, or 16+ characters),
+            # and skipping them spares the per-call cost of the RE2 trigger pass.
+            return text
         spans = self.scan(text)
         if not spans:
             return text

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 import logkit
-from logkit import Event, EventType, StorageClass
 from logkit.cli.main import app
 from tests.conftest import memory_sinks
 
@@ -25,25 +24,20 @@ def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     logkit.configure(**memory_sinks(tmp_path / "restored"))
 
 
-def test_demo_json_prints_a_valid_run() -> None:
+def test_demo_json_prints_the_story_of_the_run() -> None:
     result = runner.invoke(app, ["demo", "--json"])
     assert result.exit_code == 0, result.output
-    events = [Event.model_validate(json.loads(line)) for line in result.output.splitlines()]
-    types = [e.event_type for e in events]
-    assert types[0] is EventType.FLOW_STARTED and types[-1] is EventType.FLOW_ENDED
-    assert {
-        EventType.TOOL_CALL_ENDED,
-        EventType.MODEL_CALL_ENDED,
-        EventType.USAGE_RECORDED,
-        EventType.AGENT_DECISION,
-        EventType.DATASET_EVENT,
-        EventType.ERROR,
-    } <= set(types)
-    assert len({e.run_id for e in events if e.event_type is not EventType.DATASET_EVENT}) == 1
-    assert all(e.tenant_id == "t_acme" for e in events)
-    assert next(e for e in events if e.event_type is EventType.USAGE_RECORDED).storage_class is (
-        StorageClass.COST
-    )
+    story = json.loads(result.output)
+    assert story["type"] == "run" and story["status"] == "ok"
+    (flow,) = story["children"]
+    assert flow["name"] == "answer_ticket"
+    steps = [c for c in flow["children"] if c["type"] == "step"]
+    assert [s["name"] for s in steps] == ["plan", "retrieve", "enrich", "enrich", "answer"]
+    assert [s["status"] for s in steps] == ["ok", "ok", "failed", "ok", "ok"]
+    assert steps[2]["error"]["type"] == "CRMTimeoutError" and steps[3]["attempt"] == 2
+    answer = steps[-1]
+    assert {c["type"] for c in answer["children"]} == {"model_call", "decision", "pulse"}
+    assert story["total_cost"] == {"USD": "0.003396"}
 
 
 def test_demo_table_and_log_line(tmp_path: Path) -> None:
@@ -64,13 +58,18 @@ def test_version() -> None:
 
 
 def test_demo_pii_never_reaches_the_terminal_or_the_store(tmp_path: Path) -> None:
+    import sqlite3
+
     table = runner.invoke(app, ["demo"])
     lines = runner.invoke(app, ["demo", "--json"])
     assert table.exit_code == 0 and lines.exit_code == 0
-    assert "[EMAIL:" in lines.output and "[CARD:" in lines.output
+    db = sqlite3.connect(tmp_path / ".logkit" / "logkit.db")
+    bodies = " ".join(b for (b,) in db.execute("SELECT body FROM timeline_events"))
+    db.close()
+    assert "[EMAIL:" in bodies and "[CARD:" in bodies and "[PHONE:" in bodies
     raw = ("maria.gonzalez@example.org", "5425 2334 3010 9903", "+44 20 7946 0958")
     files = [p for p in (tmp_path / ".logkit").iterdir() if ".db" in p.name]
     for value in raw:
-        assert value not in table.output and value not in lines.output
+        assert value not in table.output and value not in lines.output and value not in bodies
         for path in files:
             assert value.encode() not in path.read_bytes(), path.name

@@ -52,6 +52,7 @@ def configure(tmp: Path, timeline: str, **dispatch: object) -> None:
         env="prod",
         sinks={"timeline": timeline, "audit": f"sqlite:///{tmp / 'audit.db'}"},
         dispatch={"spool_path": tmp / "spool.db", **dispatch},
+        redaction={"key": "bench-redaction-key"},
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from logkit._sqlite import ThreadConnections
+from logkit._sqlite import ThreadConnections, immediate
 from logkit.envelope import Event
 from logkit.errors import SinkUnavailable
 
@@ -54,15 +54,9 @@ class Spool:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._conn()) as conn:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise SinkUnavailable(f"spool {self.path} unusable: {exc}") from exc
 

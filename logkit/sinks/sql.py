@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from logkit.sinks import cursor
-from logkit.sinks.protocols import Query
+from logkit.sinks.protocols import Query, Selector
 
 
 def scope_where(
@@ -37,4 +37,16 @@ def query_where(query: Query) -> tuple[str, list[Any]]:
         ts_us, event_id = cursor.decode(query.cursor)
         where.append("(ts_us > ? OR (ts_us = ? AND event_id > ?))")
         params.extend((ts_us, ts_us, event_id))
+    return " AND ".join(where), params
+
+
+def selector_where(selector: Selector) -> tuple[str, list[Any]]:
+    """``tenant_id = ? AND ...`` for a delete Selector, with its parameters."""
+    where, params = scope_where(selector.tenant_id, selector.run_id, selector.user_id)
+    if selector.event_ids is not None:
+        where.append(f"event_id IN ({', '.join('?' * len(selector.event_ids))})")
+        params.extend(selector.event_ids)
+    if selector.before is not None:
+        where.append("ts_us < ?")
+        params.append(cursor.to_micros(selector.before))
     return " AND ".join(where), params

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from logkit._sqlite import ThreadConnections
+from logkit._sqlite import ThreadConnections, immediate
 from logkit.envelope import Event
 from logkit.errors import ConfigError, SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
@@ -24,7 +24,7 @@ from logkit.sinks.protocols import (
     Selector,
     clamp_limit,
 )
-from logkit.sinks.sql import query_where, scope_where
+from logkit.sinks.sql import query_where, selector_where
 from logkit.sinks.sqlite_audit import AUDIT_SCHEMA, SQLiteAuditStore
 
 T = TypeVar("T")
@@ -115,14 +115,8 @@ class SQLiteBackend:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT on this thread's connection (rolled back on error)."""
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self.connection()) as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def store(self, role: Role) -> SQLiteStore | SQLiteAuditStore:
         if Role(role) is Role.AUDIT:
@@ -214,14 +208,6 @@ class SQLiteStore:
 
     @mapped
     def delete(self, selector: Selector) -> int:
-        where, params = scope_where(selector.tenant_id, selector.run_id, selector.user_id)
-        if selector.event_ids is not None:
-            where.append(f"event_id IN ({', '.join('?' * len(selector.event_ids))})")
-            params.extend(selector.event_ids)
-        if selector.before is not None:
-            where.append("ts_us < ?")
-            params.append(cursor.to_micros(selector.before))
+        where, params = selector_where(selector)
         with self.backend.transaction() as conn:
-            return conn.execute(
-                f"DELETE FROM {self.table} WHERE {' AND '.join(where)}", params
-            ).rowcount
+            return conn.execute(f"DELETE FROM {self.table} WHERE {where}", params).rowcount

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logkit
-from logkit import EventType, RedactionReport, StorageClass
+from logkit import EventType, StorageClass
 from logkit import pulse as pulse_module
 from logkit.chain import canonical, sha256_hex
 from logkit.errors import ContractError
@@ -22,6 +22,7 @@ from logkit.pulse import StatePulseHook, reconstruct, state_pulse, summarise
 from logkit.redaction import set_redactor
 from logkit.testing import capture_events
 from tests.conftest import SCOPE
+from tests.redactors import WordRedactor
 
 
 class FakeClock:
@@ -43,21 +44,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
 
 def new_run() -> str:
     return f"run-{uuid.uuid4().hex[:12]}"
-
-
-class WordRedactor:
-    """A test gate that replaces the word 'hunter2' wherever it appears."""
-
-    policy = "test-words"
-    clean = RedactionReport(policy="test-words")
-
-    def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
-        text = json.dumps(value)
-        count = text.count("hunter2")
-        if not count:
-            return value, self.clean
-        redacted = json.loads(text.replace("hunter2", "[SECRET:1]"))
-        return redacted, RedactionReport(policy=self.policy, counts={"secret": count})
 
 
 def digest(state: Any) -> str:

@@ -17,6 +17,7 @@ from logkit.devlog import LABELS_KEY, SOURCE_KEY, SPAN_KEY, TRACE_KEY, severity_
 from logkit.redaction import set_redactor
 from logkit.testing import capture_events
 from tests.conftest import SCOPE
+from tests.redactors import WordRedactor
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -35,21 +36,6 @@ def log(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[logging.Logger, io.St
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-
-class WordRedactor:
-    """A test gate that replaces the word 'hunter2' wherever it appears."""
-
-    policy = "test-words"
-    clean = RedactionReport(policy="test-words")
-
-    def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
-        text = json.dumps(value)
-        count = text.count("hunter2")
-        if not count:
-            return value, self.clean
-        redacted = json.loads(text.replace("hunter2", "[SECRET:1]"))
-        return redacted, RedactionReport(policy=self.policy, counts={"secret": count})
 
 
 def test_one_json_object_per_line_with_cloud_logging_fields(log: Any) -> None:

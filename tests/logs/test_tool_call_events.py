@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
 
 import logkit
-from logkit import Event, EventType, RedactionReport, Severity, StorageClass
+from logkit import Event, EventType, Severity, StorageClass
 from logkit.calls import current_call, model_call, tool_call
 from logkit.redaction import set_redactor
 from logkit.testing import capture_events
 from tests.conftest import SCOPE
+from tests.redactors import WordRedactor
 
 RUN = {"run_id": "run_calls", "step_id": "step_1"}
-
-
-class WordRedactor:
-    """A test gate that replaces the word 'hunter2' wherever it appears."""
-
-    policy = "test-words"
-    clean = RedactionReport(policy="test-words")
-
-    def __init__(self) -> None:
-        self.tenants: list[str | None] = []
-
-    def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
-        self.tenants.append(tenant_id)
-        text = json.dumps(value)
-        count = text.count("hunter2")
-        if not count:
-            return value, self.clean
-        redacted = json.loads(text.replace("hunter2", "[SECRET:1]"))
-        return redacted, RedactionReport(policy=self.policy, counts={"secret": count})
 
 
 def of_type(events: list[Event], kind: EventType) -> list[Event]:

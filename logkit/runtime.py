@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,27 @@ class Runtime:
     keys: KeyProvider | None = None  # keys of sealed raw payloads
 
     def flush(self, timeout: float | None = None) -> bool:
-        return all([d.flush(timeout) for d in self.dispatchers.values()])
+        """Drain every dispatcher; ``timeout`` bounds the whole flush, not each dispatcher."""
+        deadline = _Deadline(timeout)
+        return all([d.flush(deadline.left()) for d in self.dispatchers.values()])
 
     def close(self, timeout: float | None = None) -> bool:
-        drained = all([d.close(timeout) for d in self.dispatchers.values()])
+        deadline = _Deadline(timeout)
+        drained = all([d.close(deadline.left()) for d in self.dispatchers.values()])
         for backend in self.backends.values():
             backend.close()
         self.spool.close()
         return drained
+
+
+class _Deadline:
+    """What is left of one time budget shared by several waits (None: no bound)."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self._end = None if timeout is None else time.monotonic() + timeout
+
+    def left(self) -> float | None:
+        return None if self._end is None else max(0.0, self._end - time.monotonic())
 
 
 _lock = threading.RLock()

@@ -166,7 +166,7 @@ _PHONE = re.compile(
     r"|(?:1[-. ])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[-. ])[2-9]\d{2}[-. ]\d{4}"
     # Trunk-zero national (UK, DE, FR...): one separator kind throughout, so dates fail.
     r"|0[1-9]\d{0,3}([ /.-])\d{2,8}(?:\1\d{2,8}){0,3}"
-    r")(?![\w]|[ .-]?\d)",
+    r")(?![\w]|[.-]?\d)",
     re.ASCII,
 )
 

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logkit.errors import RedactionError
@@ -187,6 +187,7 @@ _TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)
     left=_TEXT,
     right=_TEXT,
 )
+@example(kind="phone", seed=1_315_103_165, left="", right="0")  # a digit after the gap once hid it
 def test_planted_value_never_survives(kind: str, seed: int, left: str, right: str) -> None:
     before, value, after = corpus.plant(kind, random.Random(seed))
     text = f"{left} {before}{value}{after} {right}"

@@ -5,6 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+# The scope every benchmark's events carry; each adds the correlation fields it needs.
+BENCH_SCOPE = {
+    "tenant_id": "t_bench",
+    "env": "prod",
+    "project_id": "p_bench",
+    "surface_id": "chat",
+    "app_id": "bench",
+}
+
 
 def per_call_seconds(fn: Callable[[], object], number: int, repeat: int = 5) -> float:
     """Best (lowest) mean seconds per call over ``repeat`` runs of ``number`` calls."""

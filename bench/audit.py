@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import line
+from _timing import BENCH_SCOPE, line
 
 import logkit
 from logkit.auditing.checkpoint import load_keys
@@ -28,11 +28,7 @@ from logkit.sinks.sqlite import SQLiteBackend
 N_APPEND = 20_000
 N_VERIFY = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 SCOPE = {
-    "tenant_id": "t_bench",
-    "env": "prod",
-    "project_id": "p_bench",
-    "surface_id": "chat",
-    "app_id": "bench",
+    **BENCH_SCOPE,
     "user_id": "u_1",
     "actor_type": "human",
 }

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import line
+from _timing import BENCH_SCOPE, line
 
 import logkit
 
@@ -27,11 +27,7 @@ N_EMULATOR = 3_000
 N_OUTAGE = 20_000
 ROOT = Path(__file__).resolve().parent.parent
 SCOPE = {
-    "tenant_id": "t_bench",
-    "env": "prod",
-    "project_id": "p_bench",
-    "surface_id": "chat",
-    "app_id": "bench",
+    **BENCH_SCOPE,
     "run_id": "run_bench",
     "step_id": "step_1",
     "request_id": "req-1",

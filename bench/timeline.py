@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import line
+from _timing import BENCH_SCOPE, line
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,13 +21,7 @@ import logkit
 
 N_FLOWS = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000
 STEPS = 10
-SCOPE = {
-    "tenant_id": "t_bench",
-    "env": "prod",
-    "project_id": "p_bench",
-    "surface_id": "chat",
-    "app_id": "bench",
-}
+SCOPE = BENCH_SCOPE
 
 
 def logkit_per_step() -> float:

@@ -50,6 +50,7 @@ from logkit.sinks.protocols import (
     Role,
     Selector,
     clamp_limit,
+    query_columns,
     selected,
     sequence,
 )
@@ -287,15 +288,7 @@ def _emulated() -> bool:
 
 
 def _document(event: Event) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "tenant_id": event.tenant_id,
-        "run_id": event.run_id,
-        "user_id": event.user_id,
-        "event_type": event.event_type.value,
-        "ts_us": cursor.to_micros(event.ts),
-        "body": event.model_dump_json(),
-    }
+    return {**query_columns(event), "body": event.model_dump_json()}
 
 
 def _batches(events: Iterable[Event]) -> Iterator[list[dict[str, Any]]]:

@@ -87,6 +87,7 @@ from logkit.sinks.protocols import (
     Selector,
     StoredRecord,
     clamp_limit,
+    query_columns,
 )
 
 if TYPE_CHECKING:
@@ -123,17 +124,6 @@ def split_chain_id(chain_id: str) -> tuple[str, str] | None:
     """(tenant_id, run) of a chain id, or None when it cannot name a chain here."""
     tenant_id, sep, run = chain_id.partition("/")
     return (tenant_id, run) if sep and run and is_document_id(tenant_id) else None
-
-
-def _columns(event: Event) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "tenant_id": event.tenant_id,
-        "run_id": event.run_id,
-        "user_id": event.user_id,
-        "event_type": event.event_type.value,
-        "ts_us": cursor.to_micros(event.ts),
-    }
 
 
 def _stored(data: dict[str, Any]) -> StoredRecord:
@@ -246,7 +236,7 @@ class FirestoreAuditStore:
         e = record.event
         seq = e.seq if e.seq is not None else -1
         chain = self.chain_ref(chain_id)
-        columns = _columns(e)
+        columns = query_columns(e)
         writes = self.backend.client().batch()
         if seq == 0:
             tenant_id, _, run = chain_id.partition("/")

@@ -18,6 +18,7 @@ from logkit.sinks.protocols import (
     StoredRecord,
     clamp_limit,
     matches,
+    query_columns,
     selected,
 )
 
@@ -115,12 +116,7 @@ class MemoryAuditStore:
                     record_bytes=link_.record_bytes,
                     payload_bytes=link_.payload_bytes,
                     payload_salt=e.payload_salt,
-                    event_id=e.event_id,
-                    tenant_id=e.tenant_id,
-                    run_id=e.run_id,
-                    user_id=e.user_id,
-                    event_type=e.event_type.value,
-                    ts_us=cursor.to_micros(e.ts),
+                    **query_columns(e),
                 )
                 records.append(stored)
                 self._by_event[(e.tenant_id, e.event_id)] = stored

@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from logkit.envelope import Event
+from logkit.sinks.cursor import to_micros
 
 
 class Role(StrEnum):
@@ -66,6 +67,18 @@ class EventStore(Protocol):
 
 
 COLUMN_NAMES = ("event_id", "tenant_id", "run_id", "user_id", "event_type", "ts_us")
+
+
+def query_columns(event: Event) -> dict[str, Any]:
+    """The columns every store keeps beside an event for its queries (COLUMN_NAMES)."""
+    return {
+        "event_id": event.event_id,
+        "tenant_id": event.tenant_id,
+        "run_id": event.run_id,
+        "user_id": event.user_id,
+        "event_type": event.event_type.value,
+        "ts_us": to_micros(event.ts),
+    }
 
 
 class StoredRecord(NamedTuple):

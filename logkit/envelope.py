@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import orjson
 import uuid_utils
@@ -208,8 +208,6 @@ class Event(BaseModel, metaclass=_ContractMeta):
     payload_digest: HexDigest | None = None
     payload_salt: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
 
-    SCOPE_FIELDS: ClassVar[tuple[str, ...]] = REQUIRED_SCOPE
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
         """Validate a field dict (the emit hot path: no keyword-argument repacking)."""
@@ -260,10 +258,6 @@ class Event(BaseModel, metaclass=_ContractMeta):
             return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z).decode()
         except orjson.JSONEncodeError:  # e.g. an integer wider than 64 bits: pydantic copes
             return self.model_dump_json()
-
-    def scope(self) -> dict[str, str]:
-        """The required scope of this event as plain strings."""
-        return {name: str(getattr(self, name)) for name in REQUIRED_SCOPE}
 
 
 def _without_input(message: str) -> str:

@@ -55,11 +55,6 @@ class Pipeline:
         with self._lock:
             self._outputs = tuple(o for o in self._outputs if o is not output)
 
-    def add_processor(self, processor: Processor) -> None:
-        """Append a processor after the redaction gate (it always runs first)."""
-        with self._lock:
-            self._processors = (*self._processors, processor)
-
     @property
     def outputs(self) -> tuple[Output, ...]:
         return self._outputs

@@ -176,14 +176,7 @@ def signature_ok(checkpoint: Checkpoint, keys: Keys) -> bool:
 
 def chain_head(store: AuditStore, chain_id: str) -> tuple[int, str] | None:
     """(seq, hash) of the chain's last stored record."""
-    head_fn = getattr(store, "head", None)
-    if head_fn is not None:
-        return head_fn(chain_id)  # type: ignore[no-any-return]
-    last, after = None, -1
-    while batch := store.records(chain_id, after_seq=after, limit=5000):
-        last = batch[-1]
-        after = last.seq
-    return (last.seq, last.hash) if last else None
+    return store.head(chain_id)
 
 
 def checkpoint_chains(

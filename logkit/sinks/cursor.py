@@ -20,10 +20,6 @@ def to_micros(ts: dt.datetime) -> int:
     return (ts - EPOCH) // _ONE_MICROSECOND
 
 
-def from_micros(micros: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=micros)
-
-
 def encode(event: Event) -> str:
     raw = json.dumps([to_micros(event.ts), event.event_id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

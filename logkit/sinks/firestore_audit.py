@@ -220,6 +220,12 @@ class FirestoreAuditStore:
     def delete(self, selector: Selector) -> int:
         raise SinkWriteError("audit records are append-only: erase payloads, never delete")
 
+    @mapped
+    def head(self, chain_id: str) -> tuple[int, str] | None:
+        """(seq, hash) of the chain's last record, None for an empty chain."""
+        seq, hash_hex = self._head(chain_id)
+        return None if seq < 0 else (seq, hash_hex)
+
     def _head(self, chain_id: str) -> tuple[int, str]:
         from google.cloud import firestore
 

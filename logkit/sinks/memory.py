@@ -81,11 +81,6 @@ class MemoryStore:
                 del self._events[key]
         return len(doomed)
 
-    def all(self) -> list[Event]:
-        """Every stored event in (ts, event_id) order (test helper)."""
-        with self._lock:
-            return sorted(self._events.values(), key=lambda e: (e.ts, e.event_id))
-
 
 class MemoryAuditStore:
     """The audit chain in memory (tests and dev): the same semantics as the SQLite store."""

@@ -127,6 +127,10 @@ class AuditStore(EventStore, Protocol):
         """The tenant's chains (just the run's chain when ``run_id`` is given), sorted."""
         ...
 
+    def head(self, chain_id: str) -> tuple[int, str] | None:
+        """(seq, hash) of the chain's last record, None for an empty chain."""
+        ...
+
     def records(
         self, chain_id: str, *, after_seq: int = -1, limit: int = 1000
     ) -> list[StoredRecord]:

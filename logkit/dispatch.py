@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tenacity import (
@@ -63,6 +63,10 @@ class Dispatcher:
         self._backlog = True
         self._next_replay = 0.0
         self._replay_delay = config.replay_interval_s
+        # Called (on the worker thread) after events reach the store: the live stream's
+        # in-process wake-up. A listener must be quick and must not raise.
+        self.on_stored: list[Callable[[], None]] = []
+        self._announced = 0
         self._start()
 
     # --- caller side ------------------------------------------------------------------------
@@ -141,6 +145,7 @@ class Dispatcher:
                     self._replay()
                 if batch:
                     self._deliver(batch)
+                self._announce()
             except Exception as exc:  # the worker must survive anything and lose nothing
                 log.error("logkit dispatcher %s: %s: %s", self.sink, type(exc).__name__, exc)
                 self._hold(batch)
@@ -150,6 +155,13 @@ class Dispatcher:
                     if flushing:
                         self._flush_requested = False
                     self._cond.notify_all()
+
+    def _announce(self) -> None:
+        written = self.stats.written + self.stats.replayed
+        if written != self._announced:
+            self._announced = written
+            for listener in list(self.on_stored):
+                listener()
 
     def _hold(self, batch: list[Event]) -> None:
         """Nowhere to put a batch (store and spool both failing): keep it first in line."""

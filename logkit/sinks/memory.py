@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -11,6 +12,7 @@ from logkit.envelope import Event
 from logkit.errors import SinkWriteError
 from logkit.sinks import cursor
 from logkit.sinks.protocols import (
+    FeedRow,
     Page,
     Query,
     Role,
@@ -56,12 +58,19 @@ class MemoryBackend:
 class MemoryStore:
     def __init__(self) -> None:
         self._events: dict[tuple[str, str], Event] = {}  # by (tenant_id, event_id)
+        self._positions: dict[tuple[str, str], int] = {}  # the feed's position of each
+        self._newest = 0
+        self._feed_id = uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
 
     def write(self, events: Sequence[Event]) -> None:
         with self._lock:
             for event in events:
-                self._events.setdefault((event.tenant_id, event.event_id), event)
+                key = (event.tenant_id, event.event_id)
+                if key not in self._events:
+                    self._events[key] = event
+                    self._newest += 1
+                    self._positions[key] = self._newest
 
     def query(self, query: Query) -> Page:
         position = cursor.decode(query.cursor) if query.cursor else None
@@ -79,7 +88,44 @@ class MemoryStore:
             doomed = [k for k, e in self._events.items() if selected(e, selector)]
             for key in doomed:
                 del self._events[key]
+                del self._positions[key]
         return len(doomed)
+
+    def feed_id(self) -> str:
+        return self._feed_id
+
+    def feed_bounds(self) -> tuple[int, int]:
+        with self._lock:
+            # dicts keep insertion order, and positions are assigned in insertion order
+            oldest = next(iter(self._positions.values()), self._newest + 1)
+            return oldest, self._newest
+
+    def feed_after(
+        self,
+        position: int,
+        *,
+        tenant_id: str | None = None,
+        run_id: str | None = None,
+        event_types: tuple[str, ...] | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[FeedRow], int]:
+        limit = clamp_limit(limit)
+        rows: list[FeedRow] = []
+        with self._lock:
+            scanned = max(self._newest, position)
+            for key, pos in self._positions.items():
+                event = self._events[key]
+                if pos <= position or (tenant_id is not None and event.tenant_id != tenant_id):
+                    continue
+                if run_id is not None and event.run_id != run_id:
+                    continue
+                if event_types is not None and event.event_type.value not in event_types:
+                    continue
+                rows.append(FeedRow(pos, event.tenant_id, event.to_json()))
+                if len(rows) == limit:
+                    scanned = pos
+                    break
+        return rows, scanned
 
 
 class MemoryAuditStore:

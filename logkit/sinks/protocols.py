@@ -66,6 +66,53 @@ class EventStore(Protocol):
         ...
 
 
+class FeedRow(NamedTuple):
+    """One stored event at its position in a store's feed: what the live stream sends."""
+
+    position: int
+    tenant_id: str
+    body: str  # the event's JSON as stored (already through the redaction gate)
+
+
+@runtime_checkable
+class Feed(Protocol):
+    """A store that numbers what it stores: the durable cursor of the live stream.
+
+    Positions only grow, are never reused, and a reader never sees a position appear below
+    one it has already seen (a writer's positions become visible in order). ``feed_id`` names
+    the position space, so a cursor from another database (or a recreated one) is recognised
+    as unknown rather than silently resumed at a wrong place.
+    """
+
+    def feed_id(self) -> str:
+        """A stable identity of this store's position space."""
+        ...
+
+    def feed_bounds(self) -> tuple[int, int]:
+        """(oldest position still stored, newest position ever assigned); 0 when none.
+
+        When nothing is stored the oldest is ``newest + 1``.
+        """
+        ...
+
+    def feed_after(
+        self,
+        position: int,
+        *,
+        tenant_id: str | None = None,
+        run_id: str | None = None,
+        event_types: tuple[str, ...] | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[FeedRow], int]:
+        """Rows after ``position`` in position order, narrowed by the filters.
+
+        Returns the rows and the position scanned up to: the filters may skip rows, and a
+        reader resumes from the scanned position rather than re-reading the skipped ones.
+        At most ``limit`` stored rows are scanned.
+        """
+        ...
+
+
 COLUMN_NAMES = ("event_id", "tenant_id", "run_id", "user_id", "event_type", "ts_us")
 
 

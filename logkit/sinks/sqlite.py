@@ -6,6 +6,7 @@ Each role is one table; ``pos`` (autoincrement) records the order events were st
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from logkit.errors import ConfigError, SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
 from logkit.sinks.protocols import (
     ROLE_TABLES,
+    FeedRow,
     Page,
     Query,
     Role,
@@ -51,6 +53,12 @@ CREATE TABLE IF NOT EXISTS {table} (
 CREATE INDEX IF NOT EXISTS {table}_tenant_ts ON {table} (tenant_id, ts_us);
 CREATE INDEX IF NOT EXISTS {table}_run_ts ON {table} (tenant_id, run_id, ts_us);
 CREATE INDEX IF NOT EXISTS {table}_user ON {table} (tenant_id, user_id) WHERE user_id IS NOT NULL;
+"""
+# The database's identity: stream cursors carry it, so a cursor from another (or a recreated)
+# database is recognised as unknown instead of resuming at somebody else's position.
+_META_SCHEMA = """
+CREATE TABLE IF NOT EXISTS logkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO logkit_meta (key, value) VALUES ('database_id', lower(hex(randomblob(8))));
 """
 
 
@@ -144,6 +152,7 @@ class SQLiteBackend:
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(_META_SCHEMA)
     for role in (Role.TIMELINE, Role.COST):
         conn.executescript(_SCHEMA.format(table=ROLE_TABLES[role]))
     conn.executescript(AUDIT_SCHEMA)
@@ -211,3 +220,71 @@ class SQLiteStore:
         where, params = selector_where(selector)
         with self.backend.transaction() as conn:
             return conn.execute(f"DELETE FROM {self.table} WHERE {where}", params).rowcount
+
+    # --- the stream's feed: ``pos`` is the durable position --------------------------------
+
+    @mapped
+    def feed_id(self) -> str:
+        row = (
+            self.backend.connection()
+            .execute("SELECT value FROM logkit_meta WHERE key = 'database_id'")
+            .fetchone()
+        )
+        return hashlib.sha256(f"{row[0]}/{self.table}".encode()).hexdigest()[:12]
+
+    @mapped
+    def feed_bounds(self) -> tuple[int, int]:
+        conn = self.backend.connection()
+        with _snapshot(conn):
+            newest = self._newest(conn)
+            (oldest,) = conn.execute(f"SELECT min(pos) FROM {self.table}").fetchone()
+        return (newest + 1 if oldest is None else int(oldest)), newest
+
+    @mapped
+    def feed_after(
+        self,
+        position: int,
+        *,
+        tenant_id: str | None = None,
+        run_id: str | None = None,
+        event_types: tuple[str, ...] | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[FeedRow], int]:
+        where, params = ["pos > ?"], list[object]([position])
+        if tenant_id is not None:
+            where.append("tenant_id = ?")
+            params.append(tenant_id)
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if event_types is not None:
+            where.append(f"event_type IN ({', '.join('?' * len(event_types))})")
+            params.extend(event_types)
+        limit = clamp_limit(limit)
+        sql = (
+            f"SELECT pos, tenant_id, body FROM {self.table} WHERE {' AND '.join(where)}"
+            f" ORDER BY pos LIMIT {limit}"
+        )
+        conn = self.backend.connection()
+        # One read snapshot for the rows and the newest position: "scanned up to newest" is
+        # only true of the same snapshot the rows came from.
+        with _snapshot(conn):
+            newest = self._newest(conn)
+            rows = [FeedRow(*row) for row in conn.execute(sql, params)]
+        scanned = rows[-1].position if len(rows) == limit else max(newest, position)
+        return rows, scanned
+
+    def _newest(self, conn: sqlite3.Connection) -> int:
+        sql = "SELECT seq FROM sqlite_sequence WHERE name = ?"
+        row = conn.execute(sql, (self.table,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """A read transaction: every statement inside sees the same WAL snapshot."""
+    conn.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")

@@ -111,6 +111,28 @@ class UsageConfig(BaseModel):
     currency: str = "USD"
 
 
+class StreamConfig(BaseModel):
+    """The live stream (``logkit serve``, ``logkit.stream.create_app``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A comment line at least this often keeps proxies from closing an idle stream (the
+    # WHATWG spec suggests about every 15 seconds).
+    heartbeat_s: float = Field(15.0, gt=0, le=15)
+    # The reconnection delay EventSource clients are told (the SSE ``retry:`` field).
+    retry_ms: int = Field(2_000, ge=0)
+    # Live events held per subscriber; beyond it the subscriber reads from the store instead.
+    buffer_events: int = Field(2_000, ge=1)
+    # A client that takes longer than this to accept one write is disconnected; it resumes
+    # from its last event id (Last-Event-ID / the cursor).
+    send_timeout_s: float = Field(30.0, gt=0)
+    # Polling of the store for what other processes stored (this process's own writes wake
+    # the stream at once); the interval doubles while idle, up to the maximum.
+    poll_min_s: float = Field(0.05, gt=0)
+    poll_max_s: float = Field(0.5, gt=0, le=5)
+    page_size: int = Field(500, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     """All of logkit's configuration."""
 
@@ -127,6 +149,7 @@ class Settings(BaseSettings):
     audit: AuditConfig = AuditConfig()
     redaction: RedactionConfig = RedactionConfig()
     usage: UsageConfig = UsageConfig()
+    stream: StreamConfig = StreamConfig()
     gcp_project: str | None = None
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, demo, sinks, timeline, usage
+from logkit.cli import audit, demo, serve, sinks, timeline, usage
 
 app = typer.Typer(
     name="logkit",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("demo")(demo.demo)
 app.command("check-sinks")(sinks.check_sinks)
+app.command("serve")(serve.serve)
 app.add_typer(audit.app, name="audit")
 app.add_typer(usage.app, name="usage")
 app.add_typer(timeline.app, name="timeline")

@@ -1,0 +1,67 @@
+"""``logkit serve``: the live stream (SSE at /events, WebSocket at /ws) under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from logkit.cli.common import EXIT_PROBLEM, ConfigOption, fail
+
+
+def serve(  # noqa: PLR0917 - Typer reads options from the signature
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8765,
+    authorizer: Annotated[
+        str | None,
+        typer.Option(
+            help="package.module:callable mapping a connection to the Principal it may read "
+            "(default: trust the X-Tenant-Id / X-Project-Id headers).",
+            show_default=False,
+        ),
+    ] = None,
+    trust_headers: Annotated[
+        bool,
+        typer.Option(
+            "--trust-headers",
+            help="Outside dev, accept the tenant/project headers as they come (behind a "
+            "gateway that sets them); without it an --authorizer is required.",
+        ),
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Stream stored and live events over SSE and WebSocket, resumable by cursor."""
+    try:
+        import uvicorn
+
+        from logkit.stream import create_app, load_authorizer
+    except ImportError as exc:
+        fail(f"the stream needs its extra: pip install 'logkit[stream]' ({exc.name} is missing)")
+    import logkit
+    from logkit.envelope import Env
+    from logkit.errors import ConfigError, LogkitError
+    from logkit.sinks.protocols import Role
+
+    try:
+        runtime = logkit.configure(config)
+        check = load_authorizer(authorizer) if authorizer else None
+    except ConfigError as exc:
+        fail(str(exc))
+    if check is None and runtime.settings.env is not Env.DEV and not trust_headers:
+        fail(
+            f"env is {runtime.settings.env.value}: pass --authorizer package.module:callable, "
+            "or --trust-headers if a gateway in front sets X-Tenant-Id"
+        )
+    app = create_app(authorizer=check, config=runtime.settings.stream)
+    typer.echo(
+        f"logkit: streaming {runtime.uris[Role.TIMELINE]} on http://{host}:{port}/events "
+        f"(SSE) and ws://{host}:{port}/ws",
+        err=True,
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio")
+    except LogkitError as exc:
+        fail(str(exc), EXIT_PROBLEM)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_PROBLEM)

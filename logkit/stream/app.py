@@ -1,0 +1,257 @@
+"""The stream's ASGI app: ``GET /events`` (SSE) and ``/ws`` (WebSocket), same semantics.
+
+Mount it in a FastAPI/Starlette app (``app.mount("/stream", create_app())``) or run it with
+``logkit serve``. The hub starts with the first subscriber, so it works mounted too (Starlette
+does not run a mounted app's lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from logkit.config import StreamConfig
+from logkit.errors import ConfigError, ContractError
+from logkit.sinks.protocols import Feed, Role
+from logkit.stream.auth import Authorizer, Unauthorized, authorize, header_authorizer
+from logkit.stream.filters import Principal, StreamFilter
+from logkit.stream.hub import Delivery, Hub, Reset, Subscription
+
+_STARTS = ("start", "now")
+# WebSocket close codes (RFC 6455 / IANA): policy violation, try again later.
+_WS_POLICY = 1008
+_WS_TRY_AGAIN = 1013
+
+
+class StreamServer:
+    """What the routes share: the feed, the hub, the authorizer and the settings."""
+
+    def __init__(
+        self, feed: Feed | None, authorizer: Authorizer, config: StreamConfig | None
+    ) -> None:
+        self._feed = feed
+        self.authorizer = authorizer
+        self._config = config
+        self.hub: Hub | None = None
+        self._lock = asyncio.Lock()
+        self._unlisten: list[tuple[list[object], object]] = []
+
+    @property
+    def config(self) -> StreamConfig:
+        return self._config or StreamConfig()
+
+    async def started(self) -> Hub:
+        if self.hub is not None:
+            return self.hub
+        async with self._lock:
+            if self.hub is None:
+                feed = self._feed
+                if feed is None:
+                    feed = await asyncio.to_thread(self._runtime_feed)
+                c = self.config
+                hub = Hub(
+                    feed,
+                    page_size=c.page_size,
+                    buffer_events=c.buffer_events,
+                    poll_min_s=c.poll_min_s,
+                    poll_max_s=c.poll_max_s,
+                )
+                await hub.start()
+                self._listen(hub)
+                self.hub = hub
+        return self.hub
+
+    def _runtime_feed(self) -> Feed:
+        from logkit.runtime import ensure_configured
+
+        runtime = ensure_configured()
+        if self._config is None:
+            self._config = runtime.settings.stream
+        store = runtime.stores[Role.TIMELINE]
+        if not isinstance(store, Feed):
+            raise ConfigError(
+                f"the live stream needs a timeline store that numbers its events; "
+                f"{runtime.uris[Role.TIMELINE].split(':', 1)[0]} does not (sqlite does)"
+            )
+        return store
+
+    def _listen(self, hub: Hub) -> None:
+        """Wake the hub when this process's dispatcher stores timeline events."""
+        if self._feed is not None:
+            return
+        from logkit.runtime import current
+
+        listeners = current().dispatchers[Role.TIMELINE].on_stored
+        listeners.append(hub.wake)
+        self._unlisten.append((listeners, hub.wake))  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        for listeners, listener in self._unlisten:
+            with contextlib.suppress(ValueError):
+                listeners.remove(listener)
+        self._unlisten.clear()
+        if self.hub is not None:
+            await self.hub.stop()
+            self.hub = None
+
+    async def subscription(self, connection: HTTPConnection, cursor: str | None) -> Subscription:
+        """Authorize, parse the filters and join the hub; raises Unauthorized/ContractError."""
+        principal: Principal = await authorize(self.authorizer, connection)
+        params = connection.query_params
+        stream_filter = StreamFilter.from_params(params)
+        start = params.get("from", "start")
+        if start not in _STARTS:
+            raise ContractError("invalid stream start", problems={"from": "start or now"})
+        hub = await self.started()
+        return hub.subscribe(principal, stream_filter, cursor, start)
+
+
+def create_app(
+    *,
+    feed: Feed | None = None,
+    authorizer: Authorizer | None = None,
+    config: StreamConfig | None = None,
+) -> Starlette:
+    """The stream app. ``feed`` defaults to the configured timeline store (logkit.configure).
+
+    ``authorizer`` maps a connection to the Principal it may read; the default trusts the
+    ``X-Tenant-Id`` / ``X-Project-Id`` headers (put a token-checking one in front in prod).
+    """
+    server = StreamServer(feed, authorizer or header_authorizer, config)
+
+    async def events(request: Request) -> Response:
+        cursor = request.headers.get("last-event-id") or request.query_params.get("cursor")
+        try:
+            subscription = await server.subscription(request, cursor)
+        except Unauthorized as exc:
+            return _problem(401, str(exc))
+        except ContractError as exc:
+            return _problem(400, str(exc), exc.problems)
+        except ConfigError as exc:
+            return _problem(503, str(exc))
+        c = server.config
+        return EventSourceResponse(
+            _sse_frames(subscription, c.retry_ms),
+            ping=c.heartbeat_s,
+            send_timeout=c.send_timeout_s,
+            # no-transform: proxies must not compress (and so buffer) the stream
+            headers={"Cache-Control": "no-store, no-transform", "Connection": "keep-alive"},
+        )
+
+    async def websocket(ws: WebSocket) -> None:
+        try:
+            subscription = await server.subscription(ws, ws.query_params.get("cursor"))
+        except (Unauthorized, ContractError, ConfigError) as exc:
+            await ws.close(code=_WS_POLICY, reason=str(exc)[:120])
+            return
+        await ws.accept()
+        await _serve_websocket(ws, server, subscription)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.started()  # standalone: fail at start-up, not at the first client
+        yield
+        await server.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/events", events),
+            WebSocketRoute("/ws", websocket),
+            Route("/healthz", health),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.stream = server
+    return app
+
+
+def _problem(status: int, message: str, problems: dict[str, str] | None = None) -> Response:
+    body: dict[str, object] = {"error": message}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=status)
+
+
+async def _sse_frames(subscription: Subscription, retry_ms: int) -> AsyncIterator[bytes]:
+    """SSE framing (sse-starlette's encoder); a batch of events goes out as one chunk."""
+    yield ServerSentEvent(comment="logkit stream", retry=retry_ms).encode()
+    async for item in subscription.batches():
+        if isinstance(item, Reset):
+            yield ServerSentEvent(data=item.json(), event="reset", id=str(item.cursor)).encode()
+            continue
+        yield b"".join(ServerSentEvent(data=d.body, id=str(d.cursor)).encode() for d in item)
+
+
+def _ws_event(delivery: Delivery) -> str:
+    # The stored body is JSON already: embed it rather than parse and re-serialise it.
+    return f'{{"type":"event","cursor":"{delivery.cursor}","event":{delivery.body}}}'
+
+
+async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscription) -> None:
+    """Pump events to the socket; a ``{"type": "resume", "cursor": ...}`` restarts the pump."""
+    c = server.config
+    hub = await server.started()
+
+    async def pump(subscription: Subscription) -> None:
+        async for item in subscription.batches():
+            if isinstance(item, Reset):
+                message = f'{{"type":"reset","cursor":"{item.cursor}","reason":"{item.reason}"}}'
+                await asyncio.wait_for(ws.send_text(message), c.send_timeout_s)
+                continue
+            for delivery in item:
+                await asyncio.wait_for(ws.send_text(_ws_event(delivery)), c.send_timeout_s)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(c.heartbeat_s)
+            await asyncio.wait_for(ws.send_text('{"type":"heartbeat"}'), c.send_timeout_s)
+
+    task = asyncio.create_task(pump(first))
+    beat = asyncio.create_task(heartbeat())
+    try:
+        while True:
+            receive = asyncio.create_task(ws.receive_text())
+            done, _ = await asyncio.wait({receive, task, beat}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                failed = task if task in done else beat
+                if isinstance(failed.exception(), TimeoutError):
+                    await ws.close(_WS_TRY_AGAIN, "slow consumer: resume from your last cursor")
+                return
+            text = receive.result()
+            try:
+                message = orjson.loads(text)
+                cursor = message.get("cursor") if message.get("type") == "resume" else None
+                if not isinstance(cursor, str):
+                    raise ValueError
+            except (ValueError, AttributeError):
+                await ws.send_text(
+                    '{"type":"error","message":"expected {\\"type\\": \\"resume\\", '
+                    '\\"cursor\\": \\"...\\"}"}'
+                )
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            old = first
+            first = hub.subscribe(old.principal, old.filter, cursor, old.start)
+            task = asyncio.create_task(pump(first))
+    except WebSocketDisconnect:
+        return
+    finally:
+        for pending in (task, beat):
+            pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.gather(task, beat, return_exceptions=True)

@@ -1,0 +1,266 @@
+"""The hub tails the durable feed once per server and fans new rows out to subscriptions.
+
+A subscription first catches up from the store (from its cursor to the newest position), then
+takes live rows from the hub. Rows are deduplicated by position, which is a total order, so the
+hand-over between the two never loses or repeats an event. A subscription's live buffer is
+bounded: when it fills (a burst, or a reader slower than the writers), the buffer is dropped and
+the subscription catches up from the store again. Memory stays bounded and nothing is missed;
+a reader that stops reading altogether is disconnected by the transport's send timeout and
+resumes from its last event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from logkit.sinks.protocols import Feed, FeedRow
+from logkit.stream.cursor import Cursor, parse_cursor
+from logkit.stream.filters import Principal, StreamFilter
+
+log = logging.getLogger("logkit.stream")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event for one subscriber: its cursor and its stored JSON."""
+
+    cursor: Cursor
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The requested cursor cannot be honoured; the stream restarts at ``cursor``."""
+
+    reason: str  # "unknown_cursor" | "expired_cursor"
+    cursor: Cursor
+
+    def json(self) -> str:
+        return orjson.dumps(
+            {
+                "reason": self.reason,
+                "cursor": str(self.cursor),
+                "detail": (
+                    "events before this cursor were removed (retention or erasure); "
+                    "the stream restarts at the oldest event still stored"
+                    if self.reason == "expired_cursor"
+                    else "this cursor is not from this stream; it restarts at the oldest event"
+                ),
+            }
+        ).decode()
+
+
+class _Row:
+    """A fanned-out row, its JSON parsed at most once for all subscribers."""
+
+    __slots__ = ("_fields", "row")
+
+    def __init__(self, row: FeedRow) -> None:
+        self.row = row
+        self._fields: dict[str, Any] | None = None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = orjson.loads(self.row.body)
+        return self._fields
+
+
+class Hub:
+    def __init__(
+        self,
+        feed: Feed,
+        *,
+        page_size: int = 500,
+        buffer_events: int = 2_000,
+        poll_min_s: float = 0.05,
+        poll_max_s: float = 0.5,
+    ) -> None:
+        self.feed = feed
+        self.page_size = page_size
+        self.buffer_events = buffer_events
+        self.poll_min_s = poll_min_s
+        self.poll_max_s = poll_max_s
+        self.feed_id = ""
+        self.head = 0  # the newest position fanned out to subscriptions
+        self.subscriptions: set[Subscription] = set()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.feed_id = await asyncio.to_thread(self.feed.feed_id)
+        _, self.head = await asyncio.to_thread(self.feed.feed_bounds)
+        self._task = asyncio.create_task(self._run(), name="logkit-stream-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        """Something was stored: read now rather than at the next poll. Any thread may call."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake.set)
+
+    def subscribe(
+        self, principal: Principal, stream_filter: StreamFilter, cursor: str | None, start: str
+    ) -> Subscription:
+        return Subscription(self, principal, stream_filter, cursor, start)
+
+    async def read(
+        self, position: int, principal: Principal, stream_filter: StreamFilter
+    ) -> tuple[list[FeedRow], int]:
+        return await asyncio.to_thread(
+            self.feed.feed_after,
+            position,
+            tenant_id=principal.tenant_id,
+            run_id=stream_filter.run_id,
+            event_types=stream_filter.types,
+            limit=self.page_size,
+        )
+
+    async def _run(self) -> None:
+        delay = self.poll_min_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            self._wake.clear()
+            try:
+                rows, scanned = await asyncio.to_thread(
+                    self.feed.feed_after, self.head, limit=self.page_size
+                )
+            except Exception as exc:  # the store is down: keep serving, keep polling
+                log.warning("logkit stream: reading the feed failed: %s", exc)
+                delay = self.poll_max_s
+                continue
+            for row in rows:
+                shared = _Row(row)
+                for subscription in list(self.subscriptions):
+                    subscription.offer(shared)
+            self.head = scanned
+            if len(rows) == self.page_size:
+                delay = 0.0  # more is waiting: read on at once
+            elif rows:
+                delay = self.poll_min_s
+            else:
+                delay = min(max(delay, self.poll_min_s) * 2, self.poll_max_s)
+
+
+class Subscription:
+    """One subscriber's view of the feed: catch-up from the store, then live from the hub."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        principal: Principal,
+        stream_filter: StreamFilter,
+        cursor: str | None,
+        start: str,
+    ) -> None:
+        self.hub = hub
+        self.principal = principal
+        self.filter = stream_filter
+        self.requested = cursor
+        self.start = start
+        self._needs_body = stream_filter.needs_body(principal)
+        self._live: deque[Delivery] = deque()
+        self._overflowed = False
+        self._ready = asyncio.Event()
+        self.position = 0  # the last position delivered or scanned past
+
+    # --- hub side ---------------------------------------------------------------------------
+
+    def offer(self, shared: _Row) -> None:
+        row = shared.row
+        if row.tenant_id != self.principal.tenant_id:  # isolation before anything else
+            return
+        if not self.filter.admits(shared.fields, self.principal):
+            return
+        if len(self._live) >= self.hub.buffer_events:
+            self._overflowed = True
+            self._live.clear()
+        else:
+            self._live.append(Delivery(Cursor(self.hub.feed_id, row.position), row.body))
+        self._ready.set()
+
+    # --- subscriber side --------------------------------------------------------------------
+
+    async def _begin(self) -> tuple[int, Reset | None]:
+        """The position to continue after, and the reset to announce first, if any."""
+        oldest, newest = await asyncio.to_thread(self.hub.feed.feed_bounds)
+        restart = Cursor(self.hub.feed_id, oldest - 1)
+        if self.requested is None:
+            return (newest if self.start == "now" else 0), None
+        cursor = parse_cursor(self.requested)
+        if cursor is None or cursor.feed_id != self.hub.feed_id or cursor.position > newest:
+            return restart.position, Reset("unknown_cursor", restart)
+        if cursor.position < oldest - 1:
+            return restart.position, Reset("expired_cursor", restart)
+        return cursor.position, None
+
+    async def batches(self) -> AsyncIterator[list[Delivery] | Reset]:
+        """Every matching event after the cursor, once and in order, in batches; forever."""
+        self.hub.subscriptions.add(self)  # first: from now on every new row is offered
+        try:
+            self.position, reset = await self._begin()
+            if reset is not None:
+                yield reset
+            while True:
+                self._overflowed = False
+                self._live.clear()  # anything in it is stored: the catch-up reads it
+                async for batch in self._catch_up():
+                    yield batch
+                async for batch in self._follow():
+                    yield batch
+                # _follow returns only after an overflow: catch up from the store again
+        finally:
+            self.hub.subscriptions.discard(self)
+
+    async def _catch_up(self) -> AsyncIterator[list[Delivery]]:
+        while True:
+            rows, scanned = await self.hub.read(self.position, self.principal, self.filter)
+            batch = [
+                Delivery(Cursor(self.hub.feed_id, row.position), row.body)
+                for row in rows
+                if self._admits(row)
+            ]
+            self.position = scanned
+            if batch:
+                yield batch
+            if len(rows) < self.hub.page_size:
+                # Scanned up to the newest position, which is at or past the hub's head when
+                # this subscription joined: everything later reaches the live buffer.
+                return
+
+    def _admits(self, row: FeedRow) -> bool:
+        # The store filtered tenant, run and types; the rest needs the event's fields.
+        return not self._needs_body or self.filter.admits(orjson.loads(row.body), self.principal)
+
+    async def _follow(self) -> AsyncIterator[list[Delivery]]:
+        while not self._overflowed:
+            if not self._live:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            batch = [d for d in self._drain() if d.cursor.position > self.position]
+            if batch:
+                self.position = batch[-1].cursor.position
+                yield batch
+
+    def _drain(self) -> list[Delivery]:
+        items = list(self._live)
+        self._live.clear()
+        return items

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-only lint format bench services services-stop clean
+.PHONY: install demo test test-only lint format bench services services-stop clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,14 @@ demo: $(STAMP)
 	$(BIN)/logkit demo
 
 ## Install, lint, start the emulators, run the whole suite, stop the emulators (also on failure).
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	bash scripts/services.sh start
 	status=0; $(BIN)/python -m pytest || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status
+
+## Debian's chromium, for the test that drives a real EventSource against the stream.
+browser:
+	bash scripts/install-chromium.sh
 
 ## The suite against emulators you started yourself with `make services`.
 test-only: $(STAMP)

@@ -18,10 +18,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, timeout: float = 10.0) -> Iterator[str]:
+def serve(
+    app: Any, timeout: float = 10.0, *, lifespan: str = "off", port: int | None = None
+) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 in a thread; yields its base URL; stops it on exit."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -187,11 +187,14 @@ def _problem(status: int, message: str, problems: dict[str, str] | None = None) 
 async def _sse_frames(subscription: Subscription, retry_ms: int) -> AsyncIterator[bytes]:
     """SSE framing (sse-starlette's encoder); a batch of events goes out as one chunk."""
     yield ServerSentEvent(comment="logkit stream", retry=retry_ms).encode()
-    async for item in subscription.batches():
-        if isinstance(item, Reset):
-            yield ServerSentEvent(data=item.json(), event="reset", id=str(item.cursor)).encode()
-            continue
-        yield b"".join(ServerSentEvent(data=d.body, id=str(d.cursor)).encode() for d in item)
+    # aclosing: a disconnect closes the subscription now, not whenever the GC gets to it
+    async with contextlib.aclosing(subscription.batches()) as batches:
+        async for item in batches:
+            if isinstance(item, Reset):
+                reset = ServerSentEvent(data=item.json(), event="reset", id=str(item.cursor))
+                yield reset.encode()
+                continue
+            yield b"".join(ServerSentEvent(data=d.body, id=str(d.cursor)).encode() for d in item)
 
 
 def _ws_event(delivery: Delivery) -> str:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,7 +211,7 @@ class Subscription:
             return restart.position, Reset("expired_cursor", restart)
         return cursor.position, None
 
-    async def batches(self) -> AsyncIterator[list[Delivery] | Reset]:
+    async def batches(self) -> AsyncGenerator[list[Delivery] | Reset, None]:
         """Every matching event after the cursor, once and in order, in batches; forever."""
         self.hub.subscriptions.add(self)  # first: from now on every new row is offered
         try:

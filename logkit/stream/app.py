@@ -207,19 +207,25 @@ async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscript
     c = server.config
     hub = await server.started()
 
+    async def send(text: str) -> None:
+        async with asyncio.timeout(c.send_timeout_s):  # a stalled reader is let go
+            await ws.send_text(text)
+
     async def pump(subscription: Subscription) -> None:
-        async for item in subscription.batches():
-            if isinstance(item, Reset):
-                message = f'{{"type":"reset","cursor":"{item.cursor}","reason":"{item.reason}"}}'
-                await asyncio.wait_for(ws.send_text(message), c.send_timeout_s)
-                continue
-            for delivery in item:
-                await asyncio.wait_for(ws.send_text(_ws_event(delivery)), c.send_timeout_s)
+        async with contextlib.aclosing(subscription.batches()) as batches:
+            async for item in batches:
+                if isinstance(item, Reset):
+                    await send(
+                        f'{{"type":"reset","cursor":"{item.cursor}","reason":"{item.reason}"}}'
+                    )
+                    continue
+                for delivery in item:
+                    await send(_ws_event(delivery))
 
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(c.heartbeat_s)
-            await asyncio.wait_for(ws.send_text('{"type":"heartbeat"}'), c.send_timeout_s)
+            await send('{"type":"heartbeat"}')
 
     task = asyncio.create_task(pump(first))
     beat = asyncio.create_task(heartbeat())

@@ -135,8 +135,11 @@ class Hub:
     async def _run(self) -> None:
         delay = self.poll_min_s
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # lands as the wait completes, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 rows, scanned = await asyncio.to_thread(

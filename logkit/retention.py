@@ -101,12 +101,11 @@ def effective_rules(config: RetentionConfig, tenant_id: str | None = None) -> li
 
 
 def held(config: RetentionConfig, tenant_id: str) -> list[str]:
-    """The scopes of a tenant under legal hold ("tenant t_x", "app a in tenant t_x")."""
-    return [
-        _scope(r.tenant_id or tenant_id, r.app_id)
-        for r in effective_rules(config, tenant_id)
-        if r.legal_hold
-    ]
+    """The scopes of a tenant under legal hold: the tenant itself, or else its held apps."""
+    rules = effective_rules(config, tenant_id)
+    if rules[0].legal_hold:  # the tenant's own rule: its apps inherit the hold
+        return [_scope(tenant_id, None)]
+    return [_scope(tenant_id, r.app_id) for r in rules[1:] if r.legal_hold]
 
 
 def _scope(tenant_id: str | None, app_id: str | None) -> str:
@@ -219,6 +218,9 @@ class _Pass:
 
     def tenant(self, tenant_id: str) -> list[Sweep]:
         """Sweep one tenant: each app with a rule of its own, then the tenant's other apps."""
+        if rule_for(self.config, tenant_id, None).legal_hold:  # its apps inherit the hold
+            self.result.held.append(_scope(tenant_id, None))
+            return []
         apps = apps_with_rules(self.config, tenant_id)
         scopes: list[tuple[str | None, Selector]]
         scopes = [(app, Selector(tenant_id, app_id=app)) for app in apps]

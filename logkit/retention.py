@@ -185,9 +185,11 @@ def apply(
     runtime = runtime or current()
     config = runtime.settings.retention
     moment = now or clock()
-    effective_rules(config)  # a contradictory rule is a ConfigError before anything changes
+    effective_rules(config)  # a contradictory rule is a ConfigError before any store is read
     result = RetentionResult(dry_run, moment)
     result.tenants = _tenants(runtime, config, result)
+    for tenant_id in result.tenants:  # every tenant's rules must hold up, before any change
+        effective_rules(config, tenant_id)
     sweeper = _Pass(runtime, config, result)
     for tenant_id in result.tenants:
         sweeps = sweeper.tenant(tenant_id)

@@ -311,7 +311,13 @@ def delete(
     result.keys_destroyed = _shred_key(runtime, tenant_id, user_id, dry_run)
     result.dead_letters_deleted = runtime.spool.purge_dead(tenant_id, user_id, dry_run=dry_run)
     if not dry_run:
-        result.record_id = _record_erasure(runtime, result).event_id
+        try:
+            result.record_id = _record_erasure(runtime, result).event_id
+        except SinkError as exc:
+            raise SinkError(
+                f"the subject was erased ({result.total} item(s)) but the dsar_erasure record "
+                f"could not be chained: {exc}. Counts: {result.counts()}"
+            ) from exc
     return result
 
 

@@ -504,3 +504,32 @@ def _everything(world: World) -> str:
         for e in world.read(role, tenant)
     ]
     return "\n".join(sorted(events))
+
+
+ages = st.floats(min_value=0, max_value=500, allow_nan=False)
+apps = st.sampled_from(["support-bot", "bot-fast", "bot-slow"])
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.tuples(st.sampled_from(["ops", "cost", "audit"]), ages, apps), max_size=30))
+def test_retention_keeps_exactly_what_its_rules_keep(
+    memory_world: World, spec: list[tuple[str, float, str]]
+) -> None:
+    from logkit.config import RetentionConfig
+
+    tenant = f"t_p{uuid.uuid4().hex[:10]}"
+    planted = memory_world.plant(
+        [event(kind, age, tenant_id=tenant, app_id=app) for kind, age, app in spec]
+    )
+    assert retention.apply(now=NOW).ok
+    config = RetentionConfig.model_validate(RETENTION)
+    kept = {e.event_id for e in memory_world.read(Role.TIMELINE, tenant)}
+    audit = {e.event_id: e for e in memory_world.read(Role.AUDIT, tenant)}
+    for e in planted:
+        rule = retention.rule_for(config, tenant, e.app_id)
+        expired = e.ts < NOW - dt.timedelta(days=rule.days(str(e.storage_class)))
+        assert (e.event_id not in kept) == expired
+        if e.storage_class == "audit":
+            assert (audit[e.event_id].payload_salt is None) == expired

@@ -35,8 +35,10 @@ def query_where(query: Query) -> tuple[str, list[Any]]:
         params.append(cursor.to_micros(query.until))
     if query.cursor is not None:
         ts_us, event_id = cursor.decode(query.cursor)
-        where.append("(ts_us > ? OR (ts_us = ? AND event_id > ?))")
-        params.extend((ts_us, ts_us, event_id))
+        # The plain lower bound lets SQLite range-scan the (tenant, ts) index from the cursor;
+        # the OR alone makes it scan from the tenant's first event on every page.
+        where.append("ts_us >= ? AND (ts_us > ? OR (ts_us = ? AND event_id > ?))")
+        params.extend((ts_us, ts_us, ts_us, event_id))
     return " AND ".join(where), params
 
 

@@ -293,7 +293,7 @@ def _record(runtime: Runtime, tenant_id: str, sweeps: list[Sweep], result: Reten
     payload = {
         "counts": counts,
         "cutoff_now": result.now.isoformat(),
-        "held": [h for h in result.held if f"tenant {tenant_id}" in h],
+        "held": [h for h in result.held if h.endswith(f"tenant {tenant_id}")],
         "failed": sorted({f"{s.backend} ({s.role})" for s in sweeps if s.error}),
     }
     event = record_operation(runtime, EventType.RETENTION_APPLIED, tenant_id, payload)

@@ -27,7 +27,7 @@ from logkit.envelope import Event
 from logkit.errors import RequestRefusedError
 from logkit.redaction.sealing import subject_of
 from logkit.runtime import Runtime
-from logkit.sinks.protocols import AuditStore, EventStore, Query, Role
+from logkit.sinks.protocols import AuditStore, EventStore, Query, Role, Selector
 from logkit.sinks.registry import open_backend
 from tests.conftest import SCOPE, memory_sinks
 from tests.sinks.backends import DURABLE_KINDS, discard, uri_for
@@ -533,3 +533,37 @@ def test_retention_keeps_exactly_what_its_rules_keep(
         assert (e.event_id not in kept) == expired
         if e.storage_class == "audit":
             assert (audit[e.event_id].payload_salt is None) == expired
+
+
+@pytest.mark.parametrize("kind", ["firestore", "bigquery"])
+def test_new_store_operations_map_an_unreachable_backend(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """count, tenant_ids and erase_payloads raise logkit's SinkError, never a driver error."""
+    import socket
+
+    from logkit.errors import SinkError
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    if kind == "firestore":
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
+        backend = open_backend("firestore://logkit-test?root=down&timeout=1")
+    else:
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        backend = open_backend("bigquery://logkit-test/ds_down?timeout=1")
+    subject = Selector("t_acme", user_id="u_42")
+    calls: list[Any] = [
+        lambda: backend.store(Role.TIMELINE).count(subject),
+        lambda: backend.store(Role.COST).delete(subject),
+        lambda: backend.store(Role.TIMELINE).tenant_ids(),
+    ]
+    if kind == "firestore":
+        audit = backend.store(Role.AUDIT)
+        assert isinstance(audit, AuditStore)
+        calls.append(lambda: audit.erase_payloads(subject))
+    for call in calls:
+        with pytest.raises(SinkError):
+            call()
+    backend.close()

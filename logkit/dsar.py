@@ -114,36 +114,42 @@ def export(
     if manifest_path.exists():
         raise FileExistsError(manifest_path)
     _flush(runtime)
-    tally = _Tally()
-    with out.open("xb") as handle:  # exclusive: an existing file is refused, not replaced
-        try:
-            for role, event in _matching(runtime, request, progress):
-                handle.write(tally.line(role, event))
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            handle.close()
-            out.unlink(missing_ok=True)
-            raise
-    manifest = {
-        "format": EXPORT_FORMAT,
-        "logkit_version": _version(),
-        "schema_version": SCHEMA_VERSION,
-        "created_at": clock().isoformat(),
-        "request": request.as_dict(),
-        "file": out.name,
-        "sha256": tally.digest.hexdigest(),
-        "events": sum(tally.counts.values()),
-        "counts": {role.value: tally.counts.get(role, 0) for role in ROLES},
-        "time_range": {
-            "first": tally.first.isoformat() if tally.first else None,
-            "last": tally.last.isoformat() if tally.last else None,
-        },
-        "audit_chains": _chain_checkpoints(runtime, sorted(tally.chains), clock()),
-    }
-    _write_json(manifest_path, manifest)
-    record = _record_export(runtime, request, manifest)
+    handle = out.open("xb")  # exclusive: an existing file is refused (before the try: kept)
+    created = [out]
+    try:
+        tally = _write_lines(handle, _matching(runtime, request, progress))
+        manifest = {
+            "format": EXPORT_FORMAT,
+            "logkit_version": _version(),
+            "schema_version": SCHEMA_VERSION,
+            "created_at": clock().isoformat(),
+            "request": request.as_dict(),
+            "file": out.name,
+            **tally.summary(),
+            "audit_chains": _chain_checkpoints(runtime, sorted(tally.chains), clock()),
+        }
+        with manifest_path.open("x") as manifest_file:
+            created.append(manifest_path)
+            json.dump(manifest, manifest_file, indent=2, sort_keys=True)
+            manifest_file.write("\n")
+        # An export nobody can account for is not handed out: no record, no files.
+        record = _record_export(runtime, request, manifest)
+    except BaseException:
+        handle.close()
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
     return ExportResult(out, manifest_path, manifest, record.event_id)
+
+
+def _write_lines(handle: Any, events: Iterator[tuple[Role, Event]]) -> _Tally:
+    tally = _Tally()
+    with handle:
+        for role, event in events:
+            handle.write(tally.line(role, event))
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before the manifest vouches for it
+    return tally
 
 
 @dataclass
@@ -165,6 +171,18 @@ class _Tally:
         if role is Role.AUDIT and event.chain_id:
             self.chains.add(event.chain_id)
         return line
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest's account of the lines: digest, counts per store, time range."""
+        return {
+            "sha256": self.digest.hexdigest(),
+            "events": sum(self.counts.values()),
+            "counts": {role.value: self.counts.get(role, 0) for role in ROLES},
+            "time_range": {
+                "first": self.first.isoformat() if self.first else None,
+                "last": self.last.isoformat() if self.last else None,
+            },
+        }
 
 
 def _matching(
@@ -423,9 +441,3 @@ def _version() -> str:
     from logkit import __version__
 
     return __version__
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    with path.open("x") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True)
-        handle.write("\n")

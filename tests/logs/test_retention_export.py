@@ -238,6 +238,11 @@ def test_export_refuses_to_overwrite_and_leaves_no_partial_file(
         dsar.export(dsar.ExportRequest("t_acme"), tmp_path / "half.jsonl")
     assert not (tmp_path / "half.jsonl").exists()
     assert not (tmp_path / "half.manifest.json").exists()
+    monkeypatch.delattr(memory_world.store(Role.COST), "query")  # the class method again
+    monkeypatch.setattr(memory_world.audit, "append", down)  # the export cannot be recorded
+    with pytest.raises(SinkUnavailable):
+        dsar.export(dsar.ExportRequest("t_acme"), tmp_path / "unrecorded.jsonl")
+    assert list(tmp_path.glob("unrecorded*")) == []
 
 
 # --- delete ------------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
+
+from logkit.errors import SinkUnavailable, SinkWriteError
+
+T = TypeVar("T")
 
 # Switching a new file to WAL needs a lock that SQLite's busy handler does not wait for, so
 # threads or processes opening the same new file at once can see "database is locked".
@@ -86,3 +91,19 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def mapped(fn: Callable[..., T]) -> Callable[..., T]:
+    """Map sqlite3 errors onto logkit's tree at the boundary."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise SinkUnavailable(f"SQLite unavailable: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise SinkWriteError(f"SQLite error: {exc}") from exc
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper

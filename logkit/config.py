@@ -133,6 +133,39 @@ class StreamConfig(BaseModel):
     page_size: int = Field(500, ge=1, le=10_000)
 
 
+class RetentionRule(BaseModel):
+    """Days to keep, for one tenant, one app, or one app of one tenant; unset fields inherit.
+
+    ``legal_hold`` blocks every deletion in its scope: retention skips it and DSAR deletion is
+    refused while it holds.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str | None = Field(None, pattern=r"^t_[a-z0-9_-]+$")
+    app: str | None = Field(None, min_length=1, max_length=256)
+    ops_days: int | None = Field(None, ge=1)
+    cost_days: int | None = Field(None, ge=1)
+    audit_days: int | None = Field(None, ge=1)
+    legal_hold: bool = False
+
+
+class RetentionConfig(BaseModel):
+    """Retention: default days per storage class, and rules per tenant / app that override them.
+
+    Ops events (and persisted stream events) and cost events are deleted once older than their
+    days; audit records, which have their own longer rule, keep their place in the chain and
+    lose their payload (erasure), and their timeline copies are deleted.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ops_days: int = Field(30, ge=1)
+    cost_days: int = Field(400, ge=1)  # a year of invoices plus a reconciliation quarter
+    audit_days: int = Field(2557, ge=1)  # seven years
+    rules: list[RetentionRule] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """All of logkit's configuration."""
 
@@ -150,6 +183,7 @@ class Settings(BaseSettings):
     redaction: RedactionConfig = RedactionConfig()
     usage: UsageConfig = UsageConfig()
     stream: StreamConfig = StreamConfig()
+    retention: RetentionConfig = RetentionConfig()
     gcp_project: str | None = None
 
     @classmethod

@@ -9,7 +9,8 @@
     │   ├── SinkUnavailable                the backend cannot be reached
     │   └── SinkWriteError                 the backend refused or failed a write
     ├── AuditChainError                    an audit chain is broken or cannot be appended
-    └── RedactionError                     the redaction gate could not process a value
+    ├── RedactionError                     the redaction gate could not process a value
+    └── RequestRefusedError                a DSAR or retention request was refused, unchanged
 
 Backend and driver exceptions are mapped onto this tree at the boundary (``raise ... from exc``),
 so callers and CLI users never see a raw driver traceback.
@@ -66,3 +67,8 @@ class AuditChainError(LogkitError):
 
 class RedactionError(LogkitError):
     """The redaction gate could not process a value; nothing raw is let through."""
+
+
+class RequestRefusedError(LogkitError):
+    """A DSAR or retention request was refused before anything changed (a legal hold, events
+    still on their way to a store); the message says why and what to do."""

@@ -39,6 +39,12 @@ class Runtime:
     uris: dict[Role, str] = field(default_factory=dict)
     keys: KeyProvider | None = None  # keys of sealed raw payloads
 
+    def describe(self, role: Role) -> str:
+        """The role's backend in one credential-free line (for reports and errors)."""
+        uri = self.uris.get(role)
+        backend = self.backends.get(uri) if uri is not None else None
+        return backend.describe() if backend is not None else f"no {role.value} store"
+
     def flush(self, timeout: float | None = None) -> bool:
         """Drain every dispatcher; ``timeout`` bounds the whole flush, not each dispatcher."""
         deadline = _Deadline(timeout)

@@ -100,6 +100,17 @@ class Spool:
             )
         return int(row[0])
 
+    def purge_dead(self, tenant_id: str, user_id: str, *, dry_run: bool = False) -> int:
+        """Delete (or count) a subject's dead letters: DSAR erasure reaches them too."""
+        where = "json_extract(body, '$.tenant_id') = ? AND json_extract(body, '$.user_id') = ?"
+        if dry_run:
+            sql = f"SELECT COUNT(*) FROM dead WHERE {where}"
+            return int(self._conn().execute(sql, (tenant_id, user_id)).fetchone()[0])
+        with self._transaction() as conn:
+            return int(
+                conn.execute(f"DELETE FROM dead WHERE {where}", (tenant_id, user_id)).rowcount
+            )
+
     def dead_count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM dead").fetchone()[0])
 

@@ -10,8 +10,17 @@ from logkit.envelope import Event, EventType, StorageClass
 from logkit.errors import SinkUnavailable
 from logkit.pipeline import PIPELINE
 from logkit.redaction import clean_report
-from logkit.runtime import current
+from logkit.runtime import Runtime, current
 from logkit.sinks.protocols import AuditStore, Role
+
+# Scope of the records logkit's own privacy operations append (dsar_*, retention_applied):
+# they are logkit's actions on a tenant, not events of one of the tenant's apps.
+OPERATOR_SCOPE: dict[str, Any] = {
+    "project_id": "logkit",
+    "surface_id": "privacy",
+    "app_id": "logkit",
+    "actor_type": "system",
+}
 
 
 def audit(
@@ -35,16 +44,49 @@ def audit(
     event = PIPELINE.redact(
         build_event(EventType.AUDIT_ACTION, {"action": action, **(payload or {})}, **fields)
     )
-    store = runtime.stores[Role.AUDIT]
-    if not isinstance(store, AuditStore):
-        raise TypeError(f"the audit role's store {type(store).__name__} cannot chain")
     try:
-        (chained,) = store.append([event])
+        chained = _chain(runtime, event)
     except SinkUnavailable:
         if runtime.settings.audit.strict if strict is None else strict:
             raise
         runtime.dispatchers[Role.AUDIT].submit(event)  # spooled, chained on replay
         chained = event
+    _copy_to_timeline(runtime, chained)
+    return chained
+
+
+def record_operation(
+    runtime: Runtime,
+    event_type: EventType,
+    tenant_id: str,
+    payload: Mapping[str, Any],
+    **scope: Any,
+) -> Event:
+    """Chain the record of a privacy operation (``dsar_export``, ``dsar_erasure``,
+    ``retention_applied``) on the tenant's chain, strictly: if it cannot be chained the error
+    propagates, since an erasure nobody can prove is worse than a command that fails.
+
+    ``payload`` holds counts and ids, never values. The record names no user and no run (a
+    request's bound context must not file it under the subject's data, where the next erasure
+    would erase it); ``scope`` may replace OPERATOR_SCOPE's project, surface and app.
+    """
+    fields = {**OPERATOR_SCOPE, **scope, "env": runtime.settings.env, "tenant_id": tenant_id}
+    fields.update(run_id=None, step_id=None, parent_step_id=None, user_id=None)
+    fields.update(storage_class=StorageClass.AUDIT, redaction=clean_report())
+    event = PIPELINE.redact(build_event(event_type, payload, **fields))
+    chained = _chain(runtime, event)
+    _copy_to_timeline(runtime, chained)
+    return chained
+
+
+def _chain(runtime: Runtime, event: Event) -> Event:
+    store = runtime.stores[Role.AUDIT]
+    if not isinstance(store, AuditStore):
+        raise TypeError(f"the audit role's store {type(store).__name__} cannot chain")
+    (chained,) = store.append([event])
+    return chained
+
+
+def _copy_to_timeline(runtime: Runtime, chained: Event) -> None:
     runtime.dispatchers[Role.TIMELINE].submit(chained)
     PIPELINE.observe(chained, skip=runtime.router)
-    return chained

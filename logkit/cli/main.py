@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, demo, serve, sinks, timeline, usage
+from logkit.cli import audit, demo, dsar, retention, serve, sinks, timeline, usage
 
 app = typer.Typer(
     name="logkit",
@@ -19,6 +19,8 @@ app.command("serve")(serve.serve)
 app.add_typer(audit.app, name="audit")
 app.add_typer(usage.app, name="usage")
 app.add_typer(timeline.app, name="timeline")
+app.add_typer(dsar.app, name="dsar")
+app.add_typer(retention.app, name="retention")
 
 
 @app.command("version")

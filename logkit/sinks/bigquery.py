@@ -456,19 +456,47 @@ class BigQueryStore:
 
     @mapped("delete")
     def delete(self, selector: Selector) -> int:
-        where, params = self._where(selector.tenant_id, selector.run_id, selector.user_id)
-        if selector.event_ids is not None:
-            where.append("event_id IN UNNEST(@event_ids)")
-            params.append(
-                self.bq.ArrayQueryParameter("event_ids", "STRING", list(selector.event_ids))
-            )
-        if selector.before is not None:
-            where.append("ts < @before")
-            params.append(self._scalar("before", "TIMESTAMP", selector.before))
-        job, _ = self.backend.run(
-            f"DELETE FROM `{self.table_id}` WHERE {' AND '.join(where)}", params
-        )
+        """DML DELETE. Rows fresh from a write are deletable: writes never use streaming."""
+        where, params = self._selector_where(selector)
+        job, _ = self.backend.run(f"DELETE FROM `{self.table_id}` WHERE {where}", params)
         return int(job.num_dml_affected_rows or 0)
+
+    @mapped("count")
+    def count(self, selector: Selector) -> int:
+        where, params = self._selector_where(selector)
+        _, rows = self.backend.run(
+            f"SELECT COUNT(*) AS n FROM `{self.table_id}` WHERE {where}", params
+        )
+        return int(rows[0]["n"]) if rows else 0
+
+    @mapped("tenant listing")
+    def tenant_ids(self) -> list[str]:
+        _, rows = self.backend.run(f"SELECT DISTINCT tenant_id FROM `{self.table_id}`", [])
+        return sorted(str(row["tenant_id"]) for row in rows)
+
+    def _selector_where(self, selector: Selector) -> tuple[str, list[Any]]:
+        where, params = self._where(selector.tenant_id, selector.run_id, selector.user_id)
+        arrays = (
+            ("event_id IN UNNEST(@event_ids)", "event_ids", selector.event_ids),
+            ("storage_class IN UNNEST(@classes)", "classes", selector.storage_classes),
+            # COALESCE: NOT IN over a NULL app_id would be NULL, and the row never selected.
+            (
+                "COALESCE(app_id, '') NOT IN UNNEST(@other_apps)",
+                "other_apps",
+                selector.other_apps or None,
+            ),
+        )
+        for condition, name, values in arrays:
+            if values is not None:
+                where.append(condition)
+                params.append(self.bq.ArrayQueryParameter(name, "STRING", list(values)))
+        if selector.app_id is not None:
+            where.append("app_id = @app_id")
+            params.append(self._scalar("app_id", "STRING", selector.app_id))
+        if selector.before is not None:
+            where.append("ts < @before")  # on ts, the partitioning column, so BigQuery prunes
+            params.append(self._scalar("before", "TIMESTAMP", selector.before))
+        return " AND ".join(where), params
 
     def _where(
         self, tenant_id: str, run_id: str | None, user_id: str | None

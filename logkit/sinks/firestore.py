@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import orjson
+
 from logkit.envelope import Event
 from logkit.errors import ConfigError, SinkError, SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
@@ -49,6 +51,7 @@ from logkit.sinks.protocols import (
     Query,
     Role,
     Selector,
+    body_selected,
     clamp_limit,
     query_columns,
     selected,
@@ -225,6 +228,7 @@ class FirestoreBackend:
         }
         self._client: Any = None
         self._lock = threading.Lock()
+        self._marked: set[str] = set()  # tenants whose marker document this process wrote
 
     @classmethod
     def from_uri(cls, uri: str) -> FirestoreBackend:
@@ -257,6 +261,28 @@ class FirestoreBackend:
         return (
             self.client().collection(self.settings.root).document(tenant_id).collection(collection)
         )
+
+    def mark_tenants(self, tenant_ids: Iterable[str]) -> None:
+        """Write ``{root}/{tenant_id}`` (``{tenant_id}``) before a tenant's first events.
+
+        Retention walks every tenant, and the root's documents are the only way to list them
+        without a collection-group query or ListDocuments (the emulator has neither). Written
+        before the events, so a tenant with events always has its marker; once per process.
+        """
+        fresh = sorted(set(tenant_ids) - self._marked)
+        if not fresh:
+            return
+        writes = self.client().batch()
+        root = self.client().collection(self.settings.root)
+        for tenant_id in fresh:
+            writes.set(root.document(tenant_id), {"tenant_id": tenant_id})
+        writes.commit(**self.rpc)
+        self._marked.update(fresh)
+
+    @mapped
+    def tenant_ids(self) -> list[str]:
+        root = self.client().collection(self.settings.root)
+        return sorted(snap.id for snap in root.select(["tenant_id"]).stream(**self.rpc))
 
     def store(self, role: Role) -> FirestoreStore | FirestoreAuditStore:
         if Role(role) is Role.AUDIT:
@@ -304,6 +330,11 @@ def _batches(events: Iterable[Event]) -> Iterator[list[dict[str, Any]]]:
         size += cost
     if batch:
         yield batch
+
+
+def _body_selected(body: str | bytes, selector: Selector) -> bool:
+    fields = orjson.loads(body)
+    return body_selected(fields.get("app_id"), fields.get("storage_class"), selector)
 
 
 def _micros(ts: dt.datetime | None) -> int | None:
@@ -356,6 +387,7 @@ class FirestoreStore:
         bad = [e for e in unique if not is_document_id(e.event_id)]
         if bad:  # checked before any commit, so the dispatcher can isolate just these events
             raise SinkWriteError(f"{len(bad)} event id(s) cannot be Firestore document ids")
+        self.backend.mark_tenants(e.tenant_id for e in unique if is_document_id(e.tenant_id))
         for batch in _batches(unique):
             writes = self.backend.client().batch()
             for doc in batch:
@@ -385,13 +417,27 @@ class FirestoreStore:
 
     @mapped
     def delete(self, selector: Selector) -> int:
+        return self._delete_refs(self._selected_refs(selector))
+
+    @mapped
+    def count(self, selector: Selector) -> int:
+        return sum(1 for _ in self._selected_refs(selector))
+
+    @mapped
+    def tenant_ids(self) -> list[str]:
+        return self.backend.tenant_ids()
+
+    def _selected_refs(self, selector: Selector) -> Iterator[Any]:
+        """References of the documents a Selector picks (app and class read from the body)."""
         if not is_document_id(selector.tenant_id):
-            return 0
+            return iter(())
         if selector.event_ids is not None:
-            return self._delete_refs(self._by_ids(selector))
+            return self._by_ids(selector)
         base = self._filtered(selector.tenant_id, selector.run_id, selector.user_id, None)
         rows = self._scan(_Range(base, None, _micros(selector.before)), None, None, None)
-        return self._delete_refs(ref for _, ref in rows)
+        if not selector.by_body:
+            return (ref for _, ref in rows)
+        return (ref for data, ref in rows if _body_selected(data["body"], selector))
 
     def _filtered(
         self, tenant_id: str, run_id: str | None, user_id: str | None, types: list[str] | None

@@ -62,6 +62,7 @@ record back).
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -75,6 +76,9 @@ from logkit.sinks.firestore import (
     FETCH_SIZE,
     MAX_BATCH_WRITES,
     FirestoreStore,
+    _body_selected,
+    _micros,
+    _Range,
     _where,
     is_document_id,
     mapped,
@@ -181,6 +185,7 @@ class FirestoreAuditStore:
     def append(self, events: Sequence[Event]) -> list[Event]:
         from google.api_core.exceptions import AlreadyExists
 
+        self.backend.mark_tenants(e.tenant_id for e in events if is_document_id(e.tenant_id))
         known = self._lookup((e.tenant_id, e.event_id) for e in events)
         heads: dict[str, tuple[int, str]] = {}  # chain_id -> (seq, hash) of its head, as known
         chained: list[Event] = []
@@ -219,6 +224,52 @@ class FirestoreAuditStore:
 
     def delete(self, selector: Selector) -> int:
         raise SinkWriteError("audit records are append-only: erase payloads, never delete")
+
+    @mapped
+    def count(self, selector: Selector) -> int:
+        return sum(1 for _ in self._selected(selector))
+
+    @mapped
+    def tenant_ids(self) -> list[str]:
+        return self.backend.tenant_ids()
+
+    @mapped
+    def erase_payloads(self, selector: Selector, *, dry_run: bool = False) -> int:
+        """Set ``payload`` and ``payload_salt`` of the selected records to None, in batches.
+
+        Only those two fields are written (``update``), so a concurrent append, which only
+        ever creates documents, cannot conflict with an erasure.
+        """
+        doomed = (ref for ref, data in self._selected(selector) if data.get("payload") is not None)
+        count = 0
+        while chunk := list(itertools.islice(doomed, MAX_BATCH_WRITES)):
+            if not dry_run:
+                writes = self.backend.client().batch()
+                for ref in chunk:
+                    writes.update(ref, {"payload": None, "payload_salt": None})
+                writes.commit(**self.backend.rpc)
+            count += len(chunk)
+        return count
+
+    def _selected(self, selector: Selector) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """(reference, data) of the records a Selector picks: the index narrows by its query
+        columns, the records themselves answer the rest (app and storage class)."""
+        if not is_document_id(selector.tenant_id):
+            return
+        index = self._index._filtered(selector.tenant_id, selector.run_id, selector.user_id, None)
+        rows = (
+            data
+            for data, _ in self._index._scan(
+                _Range(index, None, _micros(selector.before)), None, None, None
+            )
+            if selector.event_ids is None or data["event_id"] in selector.event_ids
+        )
+        while chunk := list(itertools.islice(rows, MAX_BATCH_WRITES)):
+            refs = [self.record_ref(str(row["chain_id"]), int(row["seq"])) for row in chunk]
+            for snap in self.backend.client().get_all(refs, **self.backend.rpc):
+                data = snap.to_dict() if snap.exists else None
+                if data and (not selector.by_body or _body_selected(data["record"], selector)):
+                    yield snap.reference, data
 
     @mapped
     def head(self, chain_id: str) -> tuple[int, str] | None:

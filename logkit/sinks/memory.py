@@ -91,6 +91,14 @@ class MemoryStore:
                 del self._positions[key]
         return len(doomed)
 
+    def count(self, selector: Selector) -> int:
+        with self._lock:
+            return sum(selected(e, selector) for e in self._events.values())
+
+    def tenant_ids(self) -> list[str]:
+        with self._lock:
+            return sorted({tenant for tenant, _ in self._events})
+
     def feed_id(self) -> str:
         return self._feed_id
 
@@ -176,6 +184,28 @@ class MemoryAuditStore:
 
     def delete(self, selector: Selector) -> int:
         raise SinkWriteError("audit records are append-only: erase payloads, never delete")
+
+    def count(self, selector: Selector) -> int:
+        with self._lock:
+            return sum(selected(_rebuild(r), selector) for r in self._by_event.values())
+
+    def tenant_ids(self) -> list[str]:
+        with self._lock:
+            return sorted({tenant for tenant, _ in self._by_event})
+
+    def erase_payloads(self, selector: Selector, *, dry_run: bool = False) -> int:
+        with self._lock:
+            doomed = [
+                r
+                for r in self._by_event.values()
+                if r.payload_bytes is not None and selected(_rebuild(r), selector)
+            ]
+            if not dry_run:
+                for record in doomed:
+                    erased = record._replace(payload_bytes=None, payload_salt=None)
+                    self._chains[record.chain_id][record.seq] = erased
+                    self._by_event[(record.tenant_id, record.event_id)] = erased
+        return len(doomed)
 
     def chain_ids(self, tenant_id: str, run_id: str | None = None) -> list[str]:
         with self._lock:

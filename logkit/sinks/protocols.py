@@ -40,13 +40,25 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """Which events a delete removes: always one tenant, narrowed by the other fields."""
+    """Which events a delete, count or erasure touches: always one tenant, narrowed by the rest.
+
+    ``app_id``, ``other_apps`` and ``storage_classes`` are what retention rules are written in
+    (per app and storage class); stores without columns for them filter on the stored body.
+    """
 
     tenant_id: str
     user_id: str | None = None
     run_id: str | None = None
     event_ids: tuple[str, ...] | None = None
     before: dt.datetime | None = None  # ts strictly before
+    app_id: str | None = None
+    other_apps: tuple[str, ...] = ()  # every app except these (apps with rules of their own)
+    storage_classes: tuple[str, ...] | None = None
+
+    @property
+    def by_body(self) -> bool:
+        """Whether the selector reads fields only the stored body holds (not a query column)."""
+        return self.app_id is not None or bool(self.other_apps) or self.storage_classes is not None
 
 
 @runtime_checkable
@@ -63,6 +75,14 @@ class EventStore(Protocol):
 
     def delete(self, selector: Selector) -> int:
         """Remove matching events; returns how many were removed."""
+        ...
+
+    def count(self, selector: Selector) -> int:
+        """How many events ``delete`` would remove (a dry run changes nothing)."""
+        ...
+
+    def tenant_ids(self) -> list[str]:
+        """Every tenant with events in this store, sorted (retention walks them)."""
         ...
 
 
@@ -184,6 +204,15 @@ class AuditStore(EventStore, Protocol):
         """Stored records of one chain with seq > ``after_seq``, in seq order."""
         ...
 
+    def erase_payloads(self, selector: Selector, *, dry_run: bool = False) -> int:
+        """Erase payload and salt of matching records (DSAR, audit retention); keep the rest.
+
+        The hashed record and its ``payload_digest`` stay, so the chain still verifies and the
+        digest confirms nothing without the salt. Returns how many records were (with
+        ``dry_run``: would be) erased; records erased before are not counted again.
+        """
+        ...
+
     def put_checkpoint(self, chain_id: str, seq: int, document: str) -> None:
         """Keep a signed checkpoint (a JSON document) beside the chain."""
         ...
@@ -243,12 +272,23 @@ def matches(event: Event, query: Query) -> bool:
 
 
 def selected(event: Event, selector: Selector) -> bool:
+    """The reference semantics of a Selector, for backends that filter in Python."""
     return (
         event.tenant_id == selector.tenant_id
         and (selector.user_id is None or event.user_id == selector.user_id)
         and (selector.run_id is None or event.run_id == selector.run_id)
         and (selector.event_ids is None or event.event_id in selector.event_ids)
         and (selector.before is None or event.ts < selector.before)
+        and body_selected(event.app_id, event.storage_class, selector)
+    )
+
+
+def body_selected(app_id: object, storage_class: object, selector: Selector) -> bool:
+    """The Selector's body-only conditions (app, storage class) on an event's values."""
+    return (
+        (selector.app_id is None or app_id == selector.app_id)
+        and app_id not in selector.other_apps
+        and (selector.storage_classes is None or storage_class in selector.storage_classes)
     )
 
 

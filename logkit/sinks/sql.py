@@ -35,13 +35,19 @@ def query_where(query: Query) -> tuple[str, list[Any]]:
         params.append(cursor.to_micros(query.until))
     if query.cursor is not None:
         ts_us, event_id = cursor.decode(query.cursor)
-        where.append("(ts_us > ? OR (ts_us = ? AND event_id > ?))")
-        params.extend((ts_us, ts_us, event_id))
+        # The plain lower bound lets SQLite range-scan the (tenant, ts) index from the cursor;
+        # the OR alone makes it scan from the tenant's first event on every page.
+        where.append("ts_us >= ? AND (ts_us > ? OR (ts_us = ? AND event_id > ?))")
+        params.extend((ts_us, ts_us, ts_us, event_id))
     return " AND ".join(where), params
 
 
-def selector_where(selector: Selector) -> tuple[str, list[Any]]:
-    """``tenant_id = ? AND ...`` for a delete Selector, with its parameters."""
+def selector_where(selector: Selector, body: str = "body") -> tuple[str, list[Any]]:
+    """``tenant_id = ? AND ...`` for a Selector, with its parameters.
+
+    App and storage class are not columns: they are read from the JSON ``body`` expression
+    (only retention selects on them, and it runs rarely, so no index is paid for on insert).
+    """
     where, params = scope_where(selector.tenant_id, selector.run_id, selector.user_id)
     if selector.event_ids is not None:
         where.append(f"event_id IN ({', '.join('?' * len(selector.event_ids))})")
@@ -49,4 +55,15 @@ def selector_where(selector: Selector) -> tuple[str, list[Any]]:
     if selector.before is not None:
         where.append("ts_us < ?")
         params.append(cursor.to_micros(selector.before))
+    if selector.app_id is not None:
+        where.append(f"json_extract({body}, '$.app_id') = ?")
+        params.append(selector.app_id)
+    if selector.other_apps:
+        marks = ", ".join("?" * len(selector.other_apps))
+        where.append(f"json_extract({body}, '$.app_id') NOT IN ({marks})")
+        params.extend(selector.other_apps)
+    if selector.storage_classes is not None:
+        marks = ", ".join("?" * len(selector.storage_classes)) or "NULL"
+        where.append(f"json_extract({body}, '$.storage_class') IN ({marks})")
+        params.extend(selector.storage_classes)
     return " AND ".join(where), params

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
-from logkit._sqlite import ThreadConnections, immediate
+from logkit._sqlite import ThreadConnections, immediate, mapped
 from logkit.envelope import Event
-from logkit.errors import ConfigError, SinkUnavailable, SinkWriteError
+from logkit.errors import ConfigError
 from logkit.sinks import cursor
 from logkit.sinks.protocols import (
     ROLE_TABLES,
@@ -69,22 +69,6 @@ def path_from_uri(uri: str) -> Path:
     return Path(uri[len(prefix) :].split("?", 1)[0])
 
 
-def mapped(fn: Callable[..., T]) -> Callable[..., T]:
-    """Map sqlite3 errors onto logkit's tree at the boundary."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise SinkUnavailable(f"SQLite unavailable: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise SinkWriteError(f"SQLite error: {exc}") from exc
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
 class SQLiteBackend:
     scheme: ClassVar[str] = "sqlite"
     durable: ClassVar[bool] = True
@@ -104,6 +88,9 @@ class SQLiteBackend:
                 # Fewer, larger checkpoints: each one fsyncs, and at 1,000 pages they
                 # dominate the cost of a sustained insert stream.
                 "PRAGMA wal_autocheckpoint=10000",
+                # Deleted rows and erased payloads are overwritten with zeros, not left in free
+                # pages where a file carver would find them (DSAR erasure, retention).
+                "PRAGMA secure_delete=ON",
             ),
             setup=_create_schema,
         )
@@ -146,6 +133,15 @@ class SQLiteBackend:
             if missing:
                 problems.append(f"table {table} lacks columns {', '.join(missing)}")
         return problems
+
+    def forget_old_pages(self) -> None:
+        """Checkpoint and truncate the WAL after a delete or erasure.
+
+        The WAL still holds the page images from before the change until a checkpoint; this
+        copies the zeroed pages into the database and empties the WAL. Best effort: a reader
+        holding an old snapshot keeps the WAL, and the next erasure or checkpoint retries.
+        """
+        self.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self._connections.close()
@@ -219,7 +215,21 @@ class SQLiteStore:
     def delete(self, selector: Selector) -> int:
         where, params = selector_where(selector)
         with self.backend.transaction() as conn:
-            return conn.execute(f"DELETE FROM {self.table} WHERE {where}", params).rowcount
+            removed = conn.execute(f"DELETE FROM {self.table} WHERE {where}", params).rowcount
+        if removed:
+            self.backend.forget_old_pages()
+        return int(removed)
+
+    @mapped
+    def count(self, selector: Selector) -> int:
+        where, params = selector_where(selector)
+        sql = f"SELECT COUNT(*) FROM {self.table} WHERE {where}"
+        return int(self.backend.connection().execute(sql, params).fetchone()[0])
+
+    @mapped
+    def tenant_ids(self) -> list[str]:
+        rows = self.backend.connection().execute(f"SELECT DISTINCT tenant_id FROM {self.table}")
+        return sorted(str(r[0]) for r in rows)
 
     # --- the stream's feed: ``pos`` is the durable position --------------------------------
 

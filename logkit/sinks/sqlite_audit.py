@@ -12,12 +12,13 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from logkit._sqlite import mapped
 from logkit.chain import GENESIS, ChainedRecord, chain_id_of, event_from_bytes, link
 from logkit.envelope import Event
 from logkit.errors import SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
 from logkit.sinks.protocols import Page, Query, Selector, StoredRecord, clamp_limit
-from logkit.sinks.sql import query_where
+from logkit.sinks.sql import query_where, selector_where
 
 if TYPE_CHECKING:
     from logkit.sinks.sqlite import SQLiteBackend
@@ -58,6 +59,8 @@ _INSERT = (
     "INSERT INTO audit_chain (chain_id, seq, event_id, tenant_id, run_id, user_id, event_type, "
     "ts_us, hash, record, payload, payload_salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# The hashed record is JSON text stored as a BLOB: app and storage class are read from it.
+_RECORD_JSON = "CAST(record AS TEXT)"
 _RECORD_COLUMNS = (
     "chain_id, seq, hash, record, payload, payload_salt, event_id, tenant_id, "
     "run_id, user_id, event_type, ts_us"
@@ -156,6 +159,32 @@ class SQLiteAuditStore:
 
     def delete(self, selector: Selector) -> int:
         raise SinkWriteError("audit records are append-only: erase payloads, never delete")
+
+    @mapped
+    def count(self, selector: Selector) -> int:
+        where, params = selector_where(selector, body=_RECORD_JSON)
+        sql = f"SELECT COUNT(*) FROM audit_chain WHERE {where}"
+        return int(self.backend.connection().execute(sql, params).fetchone()[0])
+
+    @mapped
+    def tenant_ids(self) -> list[str]:
+        rows = self.backend.connection().execute("SELECT DISTINCT tenant_id FROM audit_chain")
+        return sorted(str(r[0]) for r in rows)
+
+    @mapped
+    def erase_payloads(self, selector: Selector, *, dry_run: bool = False) -> int:
+        where, params = selector_where(selector, body=_RECORD_JSON)
+        where += " AND payload IS NOT NULL"
+        if dry_run:
+            sql = f"SELECT COUNT(*) FROM audit_chain WHERE {where}"
+            return int(self.backend.connection().execute(sql, params).fetchone()[0])
+        with self.backend.transaction() as conn:
+            erased = conn.execute(
+                f"UPDATE audit_chain SET payload = NULL, payload_salt = NULL WHERE {where}", params
+            ).rowcount
+        if erased:
+            self.backend.forget_old_pages()
+        return int(erased)
 
     def chain_ids(self, tenant_id: str, run_id: str | None = None) -> list[str]:
         if run_id is not None:

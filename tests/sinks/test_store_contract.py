@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from logkit import ContractError, Event
-from logkit.sinks.protocols import Backend, EventStore, Query, Role, Selector
+from logkit.sinks.protocols import AuditStore, Backend, EventStore, Query, Role, Selector, selected
 from tests.conftest import SCOPE
 from tests.sinks.backends import KINDS, discard, make_backend
 
@@ -201,3 +201,110 @@ def test_large_batch(store: EventStore) -> None:
 def test_schema_check_is_clean_after_create(backend: Backend) -> None:
     assert backend.check_schema(create=True) == []
     assert backend.describe()
+
+
+# --- what retention and DSAR need: count, tenant listing, body-level selectors ---------------
+
+
+def test_count_is_what_delete_would_remove(store: EventStore) -> None:
+    events = [ev(i, user_id=f"u{i % 3}", run_id=f"run_{i % 2}") for i in range(12)]
+    store.write(events)
+    selectors = [
+        Selector(tenant_id="t_acme", user_id="u1"),
+        Selector(tenant_id="t_acme", run_id="run_0", before=events[7].ts),
+        Selector(tenant_id="t_acme", event_ids=(events[0].event_id, "nope")),
+        Selector(tenant_id="t_nobody"),
+    ]
+    for selector in selectors:
+        everything = read_all(store, Query(tenant_id=selector.tenant_id))
+        expected = sum(selected(e, selector) for e in everything)
+        assert store.count(selector) == expected
+        assert store.delete(selector) == expected
+        assert store.count(selector) == 0
+
+
+def test_select_by_app_and_storage_class(store: EventStore) -> None:
+    events = [
+        ev(i, app_id=("bot-a", "bot-b", "bot-c")[i % 3], storage_class=("ops", "audit")[i % 2])
+        for i in range(12)
+    ]
+    store.write(events)
+    by_app = Selector(tenant_id="t_acme", app_id="bot-a")
+    assert store.count(by_app) == 4
+    others = Selector(tenant_id="t_acme", other_apps=("bot-a", "bot-b"), storage_classes=("ops",))
+    assert store.count(others) == 2  # bot-c ops: i = 2, 8
+    assert store.delete(others) == 2
+    ops_before = Selector(tenant_id="t_acme", storage_classes=("ops",), before=events[6].ts)
+    assert store.delete(ops_before) == 2  # i = 0, 4 (i = 2 went above)
+    left = {e.payload["n"] for e in read_all(store, Query(tenant_id="t_acme"))}
+    assert left == {1, 3, 5, 6, 7, 9, 10, 11}
+    assert store.count(Selector(tenant_id="t_acme", storage_classes=())) == 0
+
+
+def test_tenant_ids_lists_every_tenant_with_events(store: EventStore) -> None:
+    store.write([ev(1), ev(2, tenant_id="t_beta"), ev(3, tenant_id="t_gamma")])
+    assert {"t_acme", "t_beta", "t_gamma"} <= set(store.tenant_ids())
+    assert store.tenant_ids() == sorted(store.tenant_ids())
+
+
+# --- audit erasure, on every chain of record ------------------------------------------------
+
+
+@pytest.fixture(params=("sqlite", "memory", "firestore"))
+def audit_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditStore]:
+    backend = make_backend(request.param, tmp_path)
+    store = backend.store(Role.AUDIT)
+    assert isinstance(store, AuditStore)
+    yield store
+    discard(backend)
+
+
+def audit_ev(n: int, **fields: Any) -> Event:
+    return ev(n, event_type="audit_action", storage_class="audit", **fields)
+
+
+def test_erase_payloads_keeps_the_chain_verifiable(audit_store: AuditStore) -> None:
+    from logkit.auditing.checkpoint import load_keys
+    from logkit.auditing.verify import verify
+    from logkit.config import AuditConfig
+    from logkit.envelope import Env
+
+    events = [audit_ev(i, run_id="run_e", user_id=f"u{i % 2}") for i in range(6)]
+    audit_store.append([*events, audit_ev(9, tenant_id="t_other", user_id="u1")])
+    subject = Selector(tenant_id="t_acme", user_id="u1")
+    assert audit_store.erase_payloads(subject, dry_run=True) == 3
+    assert audit_store.count(subject) == 3
+    assert all(r.payload_bytes for r in audit_store.records("t_acme/run_e"))  # dry run
+    assert audit_store.erase_payloads(subject) == 3
+    assert audit_store.erase_payloads(subject) == 0  # already erased: nothing left
+    assert audit_store.count(subject) == 3  # the records stay
+    records = audit_store.records("t_acme/run_e")
+    assert [r.payload_bytes is None for r in records] == [False, True] * 3
+    assert all((r.payload_bytes is None) == (r.payload_salt is None) for r in records)
+    assert audit_store.records("t_other/_tenant")[0].payload_bytes is not None
+    keys = load_keys(AuditConfig(hmac_key="k"), Env.PROD)  # type: ignore[arg-type]
+    report = verify(audit_store, ["t_acme/run_e"], keys)
+    assert report.ok and report.chains[0].erased == 3
+    back = read_all(audit_store, Query(tenant_id="t_acme", user_id="u1"))
+    assert [e.payload for e in back] == [{}] * 3 and all(e.payload_digest for e in back)
+
+
+def test_erase_payloads_by_app_class_and_age(audit_store: AuditStore) -> None:
+    events = [audit_ev(i, app_id=("bot-a", "bot-b")[i % 2]) for i in range(6)]
+    audit_store.append(events)
+    old_a = Selector(tenant_id="t_acme", app_id="bot-a", before=events[4].ts)
+    assert audit_store.erase_payloads(old_a) == 2  # i = 0, 2
+    rest = Selector(tenant_id="t_acme", other_apps=("bot-a",), storage_classes=("audit",))
+    assert audit_store.erase_payloads(rest) == 3
+    assert audit_store.erase_payloads(Selector(tenant_id="t_acme", storage_classes=("ops",))) == 0
+    erased = [r.payload_bytes is None for r in audit_store.records("t_acme/_tenant")]
+    assert erased == [True, True, True, True, False, True]
+    assert audit_store.tenant_ids() == ["t_acme"] or "t_acme" in audit_store.tenant_ids()
+
+
+def test_audit_delete_still_refuses(audit_store: AuditStore) -> None:
+    from logkit.errors import SinkWriteError
+
+    audit_store.append([audit_ev(1)])
+    with pytest.raises(SinkWriteError, match="append-only"):
+        audit_store.delete(Selector(tenant_id="t_acme"))

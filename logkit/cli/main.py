@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, demo, sinks, timeline, usage
+from logkit.cli import audit, codemod, demo, sinks, timeline, usage
 
 app = typer.Typer(
     name="logkit",
@@ -18,6 +18,7 @@ app.command("check-sinks")(sinks.check_sinks)
 app.add_typer(audit.app, name="audit")
 app.add_typer(usage.app, name="usage")
 app.add_typer(timeline.app, name="timeline")
+app.add_typer(codemod.app, name="codemod")
 
 
 @app.command("version")

@@ -131,9 +131,14 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         if isinstance(emission, str):
             self._adapt(consumer, call, shape, emission)
             return
+        one_line = isinstance(self._parent(self._statement(consumer)), cst.SimpleStatementSuite)
         text = emit_call(
             emission.event_type, emission.payload, emission.fields, multiline=_multiline(call)
         )
+        if one_line and "\n" in text:
+            # `if x: log(...)` on one line: a many-line emit there would read badly.
+            self._adapt(consumer, call, shape, "a one-line block: the direct rewrite needs lines")
+            return
         if _comments(cst.parse_expression(text)) < _comments(consumer):
             self._adapt(consumer, call, shape, _LOSES_COMMENTS)
             return
@@ -149,7 +154,11 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         if not bindings or not all(self._binds_construction(b, shape) for b in bindings):
             self._report(call, shape, "left", f"{target.value} is also bound to other values")
             return
-        uses = {id(r.node): r.node for b in bindings for r in b.references}.values()
+        # References come from sets: sorted by position, so the report is the same every run.
+        uses = sorted(
+            {id(r.node): r.node for b in bindings for r in b.references}.values(),
+            key=lambda node: (self._line(node), self._column(node)),
+        )
         loggers = [u for u in uses if self._logger_problem(shape, self._consumer(u), u) is None]
         others = [u for u in uses if u not in loggers]
         if not loggers:
@@ -232,11 +241,13 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self, shape: Shape, consumer: cst.CSTNode | None, value: cst.CSTNode
     ) -> str | None:
         """None when ``consumer`` is a known logger called as a statement with ``value`` alone."""
-        if not isinstance(consumer, cst.Call) or not _sole_argument(consumer, value):
+        if not isinstance(consumer, cst.Call):
             return "used as " + _describe(self._parent(value))
         if self._qualified_names(consumer.func) & _ALREADY:
             return _ALREADY_DONE
         name = _last(self._module.code_for_node(consumer.func))
+        if not _sole_argument(consumer, value):
+            return f"passed to {name}() but not as its only positional argument"
         if name not in shape.loggers:
             return f"passed to {name}(), not a known logger"
         if not isinstance(self._parent(consumer), cst.Expr):

@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import (
@@ -41,6 +41,7 @@ from codemods.shapes import LEGACY_NAMES, PROMPT_SNAPSHOT, Shape, select
 
 _ALREADY = frozenset({"logkit.from_legacy", "logkit.adapters.from_legacy"})
 Plan = Callable[[cst.Call], cst.BaseExpression]
+N = TypeVar("N", bound=cst.CSTNode)
 
 
 class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
@@ -75,9 +76,8 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self._package = self.context.full_package_name or (
             package_of(Path(self.context.filename)) if self.context.filename else ""
         )
-        for call in m.findall(node, m.Call()):
-            if isinstance(call, cst.Call):
-                self._consider(call)
+        for call in _nodes(node, cst.Call):
+            self._consider(call)
         return True
 
     def _consider(self, call: cst.Call) -> None:
@@ -343,7 +343,28 @@ _LOSES_COMMENTS = "a comment inside the call has no place in a direct rewrite"
 
 
 def _comments(node: cst.CSTNode | None) -> int:
-    return 0 if node is None else len(m.findall(node, m.Comment()))
+    return 0 if node is None else len(_nodes(node, cst.Comment))
+
+
+class _Collector(cst.CSTVisitor):
+    """Collects the nodes of some types. A plain visitor: m.findall builds a matcher visitor
+    per call, whose set-up alone costs more than walking a whole module."""
+
+    def __init__(self, kinds: tuple[type[cst.CSTNode], ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+        self.found: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, self.kinds):
+            self.found.append(node)
+        return True
+
+
+def _nodes(node: cst.CSTNode, kind: type[N], *more: type[N]) -> list[N]:
+    collector = _Collector((kind, *more))
+    node.visit(collector)
+    return collector.found  # type: ignore[return-value]
 
 
 def _arg_comments(call: cst.Call) -> dict[int, tuple[tuple[str, ...], str | None]]:
@@ -428,7 +449,7 @@ def _multiline(call: cst.Call) -> bool:
 
 
 def _has_multiline_string(node: cst.CSTNode) -> bool:
-    strings = m.findall(node, m.SimpleString() | m.FormattedString())
+    strings = _nodes(node, cst.SimpleString, cst.FormattedString)
     return any("\n" in cst.Module(body=[]).code_for_node(s) for s in strings)
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import logkit
-from codemods.runner import run
 from logkit.testing import capture_events
+from tests.codemods.conftest import Migrated
 from tests.codemods.tree import BEFORE, copy_tree
 from tests.conftest import SCOPE
 
@@ -167,14 +167,10 @@ def observe(load: Callable[[str], ModuleType]) -> dict[str, tuple[Any, list[dict
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy code calls .dict()
 def test_migrated_code_logs_the_same_information_with_the_context_scope(
-    tmp_path: Path, load: Callable[[Path], Callable[[str], ModuleType]]
+    tmp_path: Path, migrated: Migrated, load: Callable[[Path], Callable[[str], ModuleType]]
 ) -> None:
-    before_engines = copy_tree(BEFORE, tmp_path / "before")
-    after_engines = copy_tree(BEFORE, tmp_path / "after")
-    assert run([after_engines], jobs=1).changed
-
-    before = observe(load(before_engines.parent))
-    after = observe(load(after_engines.parent))
+    before = observe(load(copy_tree(BEFORE, tmp_path / "before").parent))
+    after = observe(load(migrated.root))
 
     assert before.keys() == after.keys()
     for name in before:
@@ -192,11 +188,9 @@ def test_migrated_code_logs_the_same_information_with_the_context_scope(
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_migrated_sites_emit_through_logkit_not_the_legacy_logger(
-    tmp_path: Path, load: Callable[[Path], Callable[[str], ModuleType]]
+    migrated: Migrated, load: Callable[[Path], Callable[[str], ModuleType]]
 ) -> None:
-    engines = copy_tree(BEFORE, tmp_path / "after")
-    run([engines], jobs=1)
-    modules = load(engines.parent)
+    modules = load(migrated.root)
     logged = modules("engines.dataset.events.logger").LOGGED
     pipeline = modules("engines.chat.pipeline")
     ctx = modules("engines.common.identity").RequestContext(tenant_id="t_acme", env="prod")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from codemods.report import Site
 from codemods.runner import run
+from tests.codemods.conftest import Migrated
 from tests.codemods.tree import AFTER, BEFORE, REPORT, copy_tree, python_sources
 
 
@@ -16,16 +15,11 @@ def _report_lines(sites: list[Site]) -> list[str]:
     return [f"{s.where}: {s.shape} {s.action}: {s.reason}" for s in sites]
 
 
-def test_apply_turns_the_before_tree_into_the_reviewed_after_tree(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    copy_tree(BEFORE, tmp_path / "tree")
-    monkeypatch.chdir(tmp_path / "tree")
-    summary = run([Path("engines")], jobs=1)
-    assert not summary.errors
-    assert python_sources(tmp_path / "tree") == python_sources(AFTER)
+def test_apply_turns_the_before_tree_into_the_reviewed_after_tree(migrated: Migrated) -> None:
+    assert not migrated.summary.errors
+    assert python_sources(migrated.root) == python_sources(AFTER)
     *expected, _total = REPORT.read_text().splitlines()
-    assert _report_lines(summary.sites) == expected
+    assert _report_lines(migrated.summary.sites) == expected
 
 
 def test_a_second_run_changes_nothing(tmp_path: Path) -> None:

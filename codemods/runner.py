@@ -105,7 +105,9 @@ def process_file(path: str, only: tuple[str, ...] | None, mode: Mode) -> FileOut
         outcome.error = _one_line(exc)
         return outcome
     except Exception as exc:  # a bug on one odd file must not stop the run: report it
-        outcome.error = f"codemod failed, file left unchanged: {type(exc).__name__}: {exc}"
+        outcome.error = f"codemod failed, file left unchanged: {type(exc).__name__}: " + _one_line(
+            exc
+        )
         return outcome
     outcome.changed = True
     if mode == "diff":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
@@ -68,6 +68,10 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
         arg_parser.add_argument("--only", action="append", help="Shape names to migrate.")
+
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        """The codemod, then libcst's import management, then the blank lines it dropped."""
+        return _keep_blank_lines(tree, super().transform_module(tree))
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -394,6 +398,38 @@ def _collect(space: cst.BaseParenthesizableWhitespace, above: list[str], same: l
         if space.first_line.comment is not None:
             same.append(space.first_line.comment.value)
         above.extend(line.comment.value for line in space.empty_lines if line.comment)
+
+
+def _keep_blank_lines(before: cst.Module, after: cst.Module) -> cst.Module:
+    """RemoveImportsVisitor drops an unused import line with the blank lines above it, gluing
+    two import groups together: the next line of the module header gets them back."""
+    body = list(after.body)
+    carried: Sequence[cst.EmptyLine] = ()
+    for statement in before.body:
+        if carried and not _is_import(statement):
+            # The first line after the removed import, unless it was rewritten itself.
+            index = next((i for i, s in enumerate(body) if s.deep_equals(statement)), None)
+            if index is not None and not getattr(body[index], "leading_lines", True):
+                body[index] = body[index].with_changes(leading_lines=carried)
+            break
+        if not _is_import(statement):
+            if isinstance(statement, cst.SimpleStatementLine):
+                continue  # a docstring or `__all__` before the imports
+            break
+        if not any(s.deep_equals(statement) for s in body):
+            carried = carried or statement.leading_lines
+        elif carried:
+            index = next(i for i, s in enumerate(body) if s.deep_equals(statement))
+            if not statement.leading_lines and not body[index].leading_lines:
+                body[index] = body[index].with_changes(leading_lines=carried)
+            carried = ()
+    return after.with_changes(body=body)
+
+
+def _is_import(statement: cst.BaseStatement) -> TypeGuard[cst.SimpleStatementLine]:
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(small, cst.Import | cst.ImportFrom) for small in statement.body
+    )
 
 
 def _adapter_call(updated: cst.Call) -> cst.Call:

@@ -23,6 +23,7 @@ from typing import TypeGuard, TypeVar
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.helpers import get_full_name_for_node
 from libcst.metadata import (
     FunctionScope,
     ParentNodeProvider,
@@ -31,7 +32,7 @@ from libcst.metadata import (
     QualifiedNameSource,
     ScopeProvider,
 )
-from libcst.metadata.scope_provider import Assignment
+from libcst.metadata.scope_provider import Assignment, ImportAssignment
 
 from codemods import direct
 from codemods.layout import Source, emit_call
@@ -64,6 +65,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self._lines: dict[cst.SimpleStatementLine, cst.SimpleStatementLine | None] = {}
         self._module = cst.Module(body=[])
         self._package = ""
+        self._logkit_taken = False
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
@@ -80,9 +82,19 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self._package = self.context.full_package_name or (
             package_of(Path(self.context.filename)) if self.context.filename else ""
         )
+        self._logkit_taken = self._binds_logkit_otherwise(node)
         for call in _nodes(node, cst.Call):
             self._consider(call)
         return True
+
+    def _binds_logkit_otherwise(self, module: cst.Module) -> bool:
+        """Does the module use the name ``logkit`` for something else than the library?"""
+        scope = self.get_metadata(ScopeProvider, module, None)
+        if scope is None or "logkit" not in scope:
+            return False
+        return not all(
+            isinstance(a, ImportAssignment) and _imports_logkit(a.node) for a in scope["logkit"]
+        )
 
     def _consider(self, call: cst.Call) -> None:
         shape, other = self._shape_of(call.func)
@@ -93,6 +105,9 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
             return
         if shape.left_reason:
             self._report(call, shape, "left", shape.left_reason)
+            return
+        if self._logkit_taken:
+            self._report(call, shape, "left", "the name logkit is bound to something else here")
             return
         if any(arg.keyword is None and not arg.star for arg in call.args):
             self._report(call, shape, "left", "positional arguments (the model takes keywords)")
@@ -430,6 +445,23 @@ def _is_import(statement: cst.BaseStatement) -> TypeGuard[cst.SimpleStatementLin
     return isinstance(statement, cst.SimpleStatementLine) and all(
         isinstance(small, cst.Import | cst.ImportFrom) for small in statement.body
     )
+
+
+def _imports_logkit(node: cst.CSTNode) -> bool:
+    """``import logkit`` or ``import logkit.x`` (both bind the package), not ``... as logkit``."""
+    if not isinstance(node, cst.Import):
+        return False
+    for alias in node.names:
+        name = get_full_name_for_node(alias.name) or ""
+        if alias.asname is None and name.split(".")[0] == "logkit":
+            return True
+        if alias.asname is not None and _bound_name(alias.asname) == "logkit":
+            return name == "logkit"
+    return False
+
+
+def _bound_name(asname: cst.AsName) -> str | None:
+    return asname.name.value if isinstance(asname.name, cst.Name) else None
 
 
 def _adapter_call(updated: cst.Call) -> cst.Call:

@@ -250,3 +250,33 @@ def _emit_call(source: str) -> cst.Call:
 def _kwargs(call: cst.Call) -> dict[str, str]:
     module = cst.Module([])
     return {a.keyword.value: module.code_for_node(a.value) for a in call.args if a.keyword}
+
+
+@pytest.mark.parametrize(
+    ("binding", "migrated"),
+    [
+        ("", True),
+        ("import logkit\n", True),
+        ("import logkit.testing\n", True),
+        ("from mylib import logkit\n", False),
+        ("import other as logkit\n", False),
+        ("logkit = None\n", False),
+    ],
+)
+def test_a_module_that_uses_the_name_logkit_otherwise_is_left_alone(
+    binding: str, migrated: bool
+) -> None:
+    source = (
+        HEADER
+        + binding
+        + """
+
+def f(t):
+    log_event(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={}))
+"""
+    )
+    new, sites = migrate(source)
+    assert ("logkit.emit(" in new) is migrated
+    if not migrated:
+        assert new == source
+        assert sites[0].endswith("left: the name logkit is bound to something else here")

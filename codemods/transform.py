@@ -269,9 +269,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
             return f"passed to {name}() but not as its only positional argument"
         if name not in shape.loggers:
             return f"passed to {name}(), not a known logger"
-        if not isinstance(self._parent(consumer), cst.Expr):
-            return _RESULT_USED
-        return None
+        return _statement_problem(name, self._parent(consumer))
 
     def _why(self, shape: Shape, use: cst.CSTNode) -> str | None:
         return self._logger_problem(shape, self._consumer(use), use)
@@ -359,6 +357,13 @@ _RESULT_USED = "the logger's result is used"
 _ALREADY_DONE = "already emitted through logkit.from_legacy"
 _NO_SPACE = cst.SimpleWhitespace("")
 _LOSES_COMMENTS = "a comment inside the call has no place in a direct rewrite"
+
+
+def _statement_problem(logger: str, parent: cst.CSTNode | None) -> str | None:
+    """None when the logger call is a statement of its own (its result unused)."""
+    if isinstance(parent, cst.Await):
+        return f"{logger}() is awaited (an async logger: review by hand)"
+    return None if isinstance(parent, cst.Expr) else _RESULT_USED
 
 
 def _comments(node: cst.CSTNode | None) -> int:
@@ -530,6 +535,8 @@ def _describe(parent: cst.CSTNode | None) -> str:
         return "returned to the caller"
     if isinstance(parent, cst.Arg):
         return "an argument"
+    if isinstance(parent, cst.AnnAssign):
+        return "an annotated assignment, which the codemod does not follow"
     if isinstance(parent, cst.Attribute):
         return f"read as .{parent.attr.value}"
     if parent is None:

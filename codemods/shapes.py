@@ -88,8 +88,6 @@ SHAPES: tuple[Shape, ...] = (
 
 REGISTRY: dict[str, Shape] = {shape.name: shape for shape in SHAPES}
 BY_CLASS: dict[str, Shape] = {shape.class_name: shape for shape in SHAPES}
-# Every name a legacy site must contain somewhere in its text: the runner's prefilter.
-LEGACY_NAMES: tuple[str, ...] = tuple(shape.simple_name for shape in SHAPES)
 
 
 def select(only: tuple[str, ...] | None) -> tuple[Shape, ...]:

@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeGuard, TypeVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
-from libcst.helpers import get_full_name_for_node
 from libcst.metadata import (
     FunctionScope,
     ParentNodeProvider,
@@ -38,11 +36,23 @@ from codemods import direct
 from codemods.layout import Source, emit_call
 from codemods.report import Action, Site
 from codemods.resolve import absolute, package_of
-from codemods.shapes import LEGACY_NAMES, PROMPT_SNAPSHOT, Shape, select
+from codemods.shapes import PROMPT_SNAPSHOT, Shape, select
+from codemods.syntax import (
+    adapter_call,
+    argument_comments,
+    count_comments,
+    has_multiline_string,
+    imports_logkit,
+    is_multiline,
+    keep_blank_lines,
+    merge_lines,
+    nodes_of,
+    single_name,
+    sole_argument,
+)
 
 _ALREADY = frozenset({"logkit.from_legacy", "logkit.adapters.from_legacy"})
 Plan = Callable[[cst.Call], cst.BaseExpression]
-N = TypeVar("N", bound=cst.CSTNode)
 
 
 class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
@@ -73,7 +83,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
 
     def transform_module(self, tree: cst.Module) -> cst.Module:
         """The codemod, then libcst's import management, then the blank lines it dropped."""
-        return _keep_blank_lines(tree, super().transform_module(tree))
+        return keep_blank_lines(tree, super().transform_module(tree))
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -83,7 +93,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
             package_of(Path(self.context.filename)) if self.context.filename else ""
         )
         self._logkit_taken = self._binds_logkit_otherwise(node)
-        for call in _nodes(node, cst.Call):
+        for call in nodes_of(node, cst.Call):
             self._consider(call)
         return True
 
@@ -93,7 +103,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         if scope is None or "logkit" not in scope:
             return False
         return not all(
-            isinstance(a, ImportAssignment) and _imports_logkit(a.node) for a in scope["logkit"]
+            isinstance(a, ImportAssignment) and imports_logkit(a.node) for a in scope["logkit"]
         )
 
     def _consider(self, call: cst.Call) -> None:
@@ -115,7 +125,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         parent = self._parent(call)
         if isinstance(parent, cst.Arg):
             self._inline(shape, call, self._parent(parent))
-        elif isinstance(parent, cst.Assign) and _single_name(parent) is not None:
+        elif isinstance(parent, cst.Assign) and single_name(parent) is not None:
             self._assigned(shape, call, parent)
         else:
             self._report(call, shape, "left", "not handed to a logger here " + _usage(parent))
@@ -152,13 +162,13 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
             return
         one_line = isinstance(self._parent(self._statement(consumer)), cst.SimpleStatementSuite)
         text = emit_call(
-            emission.event_type, emission.payload, emission.fields, multiline=_multiline(call)
+            emission.event_type, emission.payload, emission.fields, multiline=is_multiline(call)
         )
         if one_line and "\n" in text:
             # `if x: log(...)` on one line: a many-line emit there would read badly.
             self._adapt(consumer, call, shape, "a one-line block: the direct rewrite needs lines")
             return
-        if _comments(cst.parse_expression(text)) < _comments(consumer):
+        if count_comments(cst.parse_expression(text)) < count_comments(consumer):
             self._adapt(consumer, call, shape, _LOSES_COMMENTS)
             return
         self._calls[consumer] = lambda _updated: cst.parse_expression(text)
@@ -166,7 +176,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
 
     def _assigned(self, shape: Shape, call: cst.Call, assign: cst.Assign) -> None:
         """``evt = DatasetEvent(...)`` and the uses of ``evt`` in its scope."""
-        target = _single_name(assign)
+        target = single_name(assign)
         assert target is not None
         scope = self.get_metadata(ScopeProvider, target, None)
         bindings = list(scope.assignments[target.value]) if scope is not None else []
@@ -225,11 +235,13 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         if isinstance(emission, str):
             return emission
         text = emit_call(
-            emission.event_type, emission.payload, emission.fields, multiline=_multiline(call)
+            emission.event_type, emission.payload, emission.fields, multiline=is_multiline(call)
         )
-        if _comments(cst.parse_expression(text)) < _comments(assign) + _comments(consumer):
+        if count_comments(cst.parse_expression(text)) < count_comments(assign) + count_comments(
+            consumer
+        ):
             return _LOSES_COMMENTS
-        self._lines[assign_line] = _merge_lines(cst.parse_statement(text), assign_line, log_line)
+        self._lines[assign_line] = merge_lines(cst.parse_statement(text), assign_line, log_line)
         self._lines[log_line] = None
         assert isinstance(consumer, cst.Call)
         self._converted(shape, call, consumer, emission.event_type)
@@ -239,12 +251,12 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self, shape: Shape, call: cst.Call, statement: cst.CSTNode
     ) -> direct.Emission | str:
         base = self._column(statement)
-        comments = _arg_comments(call)
+        comments = argument_comments(call)
 
         def source(arg: cst.Arg) -> Source:
             text = self._module.code_for_node(arg.value)
             leading, trailing = comments.get(id(arg), ((), None))
-            shiftable = not _has_multiline_string(arg.value)
+            shiftable = not has_multiline_string(arg.value)
             return Source(text, self._column(arg) - base, shiftable, leading, trailing)
 
         args = direct.Arguments(call, source, self._qualified_names)
@@ -265,7 +277,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         if self._qualified_names(consumer.func) & _ALREADY:
             return _ALREADY_DONE
         name = _last(self._module.code_for_node(consumer.func))
-        if not _sole_argument(consumer, value):
+        if not sole_argument(consumer, value):
             return f"passed to {name}() but not as its only positional argument"
         if name not in shape.loggers:
             return f"passed to {name}(), not a known logger"
@@ -294,7 +306,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self._report(call, shape, "adapted", reason)
 
     def _plan_adapter(self, consumer: cst.Call) -> None:
-        self._calls[consumer] = _adapter_call
+        self._calls[consumer] = adapter_call
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, consumer.func)
         AddImportsVisitor.add_needed_import(self.context, "logkit")
 
@@ -355,7 +367,6 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
 
 _RESULT_USED = "the logger's result is used"
 _ALREADY_DONE = "already emitted through logkit.from_legacy"
-_NO_SPACE = cst.SimpleWhitespace("")
 _LOSES_COMMENTS = "a comment inside the call has no place in a direct rewrite"
 
 
@@ -364,166 +375,6 @@ def _statement_problem(logger: str, parent: cst.CSTNode | None) -> str | None:
     if isinstance(parent, cst.Await):
         return f"{logger}() is awaited (an async logger: review by hand)"
     return None if isinstance(parent, cst.Expr) else _RESULT_USED
-
-
-def _comments(node: cst.CSTNode | None) -> int:
-    return 0 if node is None else len(_nodes(node, cst.Comment))
-
-
-class _Collector(cst.CSTVisitor):
-    """Collects the nodes of some types. A plain visitor: m.findall builds a matcher visitor
-    per call, whose set-up alone costs more than walking a whole module."""
-
-    def __init__(self, kinds: tuple[type[cst.CSTNode], ...]) -> None:
-        super().__init__()
-        self.kinds = kinds
-        self.found: list[cst.CSTNode] = []
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, self.kinds):
-            self.found.append(node)
-        return True
-
-
-def _nodes(node: cst.CSTNode, kind: type[N], *more: type[N]) -> list[N]:
-    collector = _Collector((kind, *more))
-    node.visit(collector)
-    return collector.found  # type: ignore[return-value]
-
-
-def _arg_comments(call: cst.Call) -> dict[int, tuple[tuple[str, ...], str | None]]:
-    """Comments between a call's arguments, by argument: (lines above it, comment after it)."""
-    found: dict[int, tuple[tuple[str, ...], str | None]] = {}
-    leading: list[str] = []
-    _collect(call.whitespace_before_args, leading, leading)
-    for index, arg in enumerate(call.args):
-        trailing: list[str] = []
-        after: list[str] = []
-        spaces = [arg.whitespace_after_arg]
-        if isinstance(arg.comma, cst.Comma):
-            spaces += [arg.comma.whitespace_before, arg.comma.whitespace_after]
-        for space in spaces:
-            _collect(space, after, trailing)
-        if index == len(call.args) - 1:
-            trailing += after  # comments before the closing parenthesis stay with the last one
-            after = []
-        found[id(arg)] = (tuple(leading), "  ".join(trailing) or None)
-        leading = after
-    return found
-
-
-def _collect(space: cst.BaseParenthesizableWhitespace, above: list[str], same: list[str]) -> None:
-    """Comments of ``space``: its own line's go to ``same``, the lines below to ``above``."""
-    if isinstance(space, cst.ParenthesizedWhitespace):
-        if space.first_line.comment is not None:
-            same.append(space.first_line.comment.value)
-        above.extend(line.comment.value for line in space.empty_lines if line.comment)
-
-
-def _keep_blank_lines(before: cst.Module, after: cst.Module) -> cst.Module:
-    """RemoveImportsVisitor drops an unused import line with the blank lines above it, gluing
-    two import groups together: the next line of the module header gets them back."""
-    body = list(after.body)
-    carried: Sequence[cst.EmptyLine] = ()
-    for statement in before.body:
-        if carried and not _is_import(statement):
-            # The first line after the removed import, unless it was rewritten itself.
-            index = next((i for i, s in enumerate(body) if s.deep_equals(statement)), None)
-            if index is not None and not getattr(body[index], "leading_lines", True):
-                body[index] = body[index].with_changes(leading_lines=carried)
-            break
-        if not _is_import(statement):
-            if isinstance(statement, cst.SimpleStatementLine):
-                continue  # a docstring or `__all__` before the imports
-            break
-        if not any(s.deep_equals(statement) for s in body):
-            carried = carried or statement.leading_lines
-        elif carried:
-            index = next(i for i, s in enumerate(body) if s.deep_equals(statement))
-            if not statement.leading_lines and not body[index].leading_lines:
-                body[index] = body[index].with_changes(leading_lines=carried)
-            carried = ()
-    return after.with_changes(body=body)
-
-
-def _is_import(statement: cst.BaseStatement) -> TypeGuard[cst.SimpleStatementLine]:
-    return isinstance(statement, cst.SimpleStatementLine) and all(
-        isinstance(small, cst.Import | cst.ImportFrom) for small in statement.body
-    )
-
-
-def _imports_logkit(node: cst.CSTNode) -> bool:
-    """``import logkit`` or ``import logkit.x`` (both bind the package), not ``... as logkit``."""
-    if not isinstance(node, cst.Import):
-        return False
-    for alias in node.names:
-        name = get_full_name_for_node(alias.name) or ""
-        if alias.asname is None and name.split(".")[0] == "logkit":
-            return True
-        if alias.asname is not None and _bound_name(alias.asname) == "logkit":
-            return name == "logkit"
-    return False
-
-
-def _bound_name(asname: cst.AsName) -> str | None:
-    return asname.name.value if isinstance(asname.name, cst.Name) else None
-
-
-def _adapter_call(updated: cst.Call) -> cst.Call:
-    """``log_event(evt)`` -> ``logkit.emit_event(logkit.from_legacy(evt))``."""
-    arg = updated.args[0]
-    adapted = cst.Call(
-        func=cst.Attribute(cst.Name("logkit"), cst.Name("from_legacy")),
-        # The argument's own layout (a newline before the logger's ")") stays on the outside.
-        args=[arg.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=_NO_SPACE)],
-    )
-    return updated.with_changes(
-        func=cst.Attribute(cst.Name("logkit"), cst.Name("emit_event")),
-        args=[arg.with_changes(value=adapted)],
-    )
-
-
-def _merge_lines(
-    new: cst.BaseStatement, assign: cst.SimpleStatementLine, log: cst.SimpleStatementLine
-) -> cst.SimpleStatementLine:
-    """The emit line keeps the comments of both lines it replaces."""
-    assert isinstance(new, cst.SimpleStatementLine)
-    leading = [*assign.leading_lines, *log.leading_lines]
-    trailing = assign.trailing_whitespace
-    if log.trailing_whitespace.comment is not None:
-        if trailing.comment is None:
-            trailing = log.trailing_whitespace
-        else:
-            leading.append(cst.EmptyLine(comment=log.trailing_whitespace.comment))
-    return new.with_changes(leading_lines=leading, trailing_whitespace=trailing)
-
-
-def _single_name(assign: cst.Assign) -> cst.Name | None:
-    if len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name):
-        return assign.targets[0].target
-    return None
-
-
-def _sole_argument(call: cst.Call, value: cst.CSTNode) -> bool:
-    return (
-        len(call.args) == 1
-        and call.args[0].keyword is None
-        and not call.args[0].star
-        and call.args[0].value is value
-    )
-
-
-def _multiline(call: cst.Call) -> bool:
-    return any(
-        isinstance(arg.comma, cst.Comma)
-        and isinstance(arg.comma.whitespace_after, cst.ParenthesizedWhitespace)
-        for arg in call.args
-    ) or isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace)
-
-
-def _has_multiline_string(node: cst.CSTNode) -> bool:
-    strings = _nodes(node, cst.SimpleString, cst.FormattedString)
-    return any("\n" in cst.Module(body=[]).code_for_node(s) for s in strings)
 
 
 def _usage(parent: cst.CSTNode | None) -> str:
@@ -548,4 +399,4 @@ def _last(dotted: str) -> str:
     return dotted.rsplit(".", 1)[-1]
 
 
-__all__ = ["LEGACY_NAMES", "MigrateLegacyCallSites"]
+__all__ = ["MigrateLegacyCallSites"]

@@ -62,6 +62,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/dsar.py
+	$(BIN)/python bench/codemod.py
 	bash scripts/services.sh start
 	status=0; $(BIN)/python bench/sinks.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status

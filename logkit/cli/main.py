@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, demo, dsar, retention, serve, sinks, timeline, usage
+from logkit.cli import audit, codemod, demo, dsar, retention, serve, sinks, timeline, usage
 
 app = typer.Typer(
     name="logkit",
@@ -21,6 +21,7 @@ app.add_typer(usage.app, name="usage")
 app.add_typer(timeline.app, name="timeline")
 app.add_typer(dsar.app, name="dsar")
 app.add_typer(retention.app, name="retention")
+app.add_typer(codemod.app, name="codemod")
 
 
 @app.command("version")

@@ -63,6 +63,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/dsar.py
 	$(BIN)/python bench/codemod.py
+	$(BIN)/python bench/stream.py
 	bash scripts/services.sh start
 	status=0; $(BIN)/python bench/sinks.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status

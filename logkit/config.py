@@ -130,7 +130,8 @@ class StreamConfig(BaseModel):
     # the stream at once); the interval doubles while idle, up to the maximum.
     poll_min_s: float = Field(0.05, gt=0)
     poll_max_s: float = Field(0.5, gt=0, le=5)
-    page_size: int = Field(500, ge=1, le=10_000)
+    # Rows per store read, when catching up and when tailing.
+    page_size: int = Field(2_000, ge=1, le=10_000)
 
 
 class RetentionRule(BaseModel):

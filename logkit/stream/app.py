@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -112,7 +113,9 @@ class StreamServer:
         if start not in _STARTS:
             raise ContractError("invalid stream start", problems={"from": "start or now"})
         hub = await self.started()
-        return hub.subscribe(principal, stream_filter, cursor, start)
+        subscription = hub.subscribe(principal, stream_filter, cursor, start)
+        await subscription.open()
+        return subscription
 
 
 def create_app(
@@ -143,6 +146,8 @@ def create_app(
             _sse_frames(subscription, c.retry_ms),
             ping=c.heartbeat_s,
             send_timeout=c.send_timeout_s,
+            # the subscription leaves the hub even if the stream never started
+            background=BackgroundTask(subscription.close),
             # no-transform: proxies must not compress (and so buffer) the stream
             headers={"Cache-Control": "no-store, no-transform", "Connection": "keep-alive"},
         )
@@ -153,8 +158,11 @@ def create_app(
         except (Unauthorized, ContractError, ConfigError) as exc:
             await ws.close(code=_WS_POLICY, reason=str(exc)[:120])
             return
-        await ws.accept()
-        await _serve_websocket(ws, server, subscription)
+        try:
+            await ws.accept()
+            await _serve_websocket(ws, server, subscription)
+        finally:
+            subscription.close()
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -194,12 +202,38 @@ async def _sse_frames(subscription: Subscription, retry_ms: int) -> AsyncIterato
                 reset = ServerSentEvent(data=item.json(), event="reset", id=str(item.cursor))
                 yield reset.encode()
                 continue
-            yield b"".join(ServerSentEvent(data=d.body, id=str(d.cursor)).encode() for d in item)
+            yield "".join(map(_sse_event, item)).encode()
+
+
+def _sse_event(delivery: Delivery) -> str:
+    """One event's frame. Stored bodies are single-line JSON (orjson never writes a newline),
+    so the frame is two fields; anything multi-line takes sse-starlette's general encoder.
+    The fast path is what makes a 100k-event replay fit in its budget (~0.3 us vs ~7 us)."""
+    if "\n" in delivery.body or "\r" in delivery.body:
+        return ServerSentEvent(data=delivery.body, id=str(delivery.cursor)).encode().decode()
+    return f"id: {delivery.cursor}\r\ndata: {delivery.body}\r\n\r\n"
 
 
 def _ws_event(delivery: Delivery) -> str:
     # The stored body is JSON already: embed it rather than parse and re-serialise it.
     return f'{{"type":"event","cursor":"{delivery.cursor}","event":{delivery.body}}}'
+
+
+_BAD_MESSAGE = orjson.dumps(
+    {"type": "error", "message": 'expected {"type": "resume", "cursor": "..."}'}
+).decode()
+
+
+def _resume_cursor(text: str) -> str | None:
+    """The cursor of a ``{"type": "resume", "cursor": ...}`` message; None for anything else."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or message.get("type") != "resume":
+        return None
+    cursor = message.get("cursor")
+    return cursor if isinstance(cursor, str) else None
 
 
 async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscription) -> None:
@@ -239,23 +273,17 @@ async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscript
                 if isinstance(failed.exception(), TimeoutError):
                     await ws.close(_WS_TRY_AGAIN, "slow consumer: resume from your last cursor")
                 return
-            text = receive.result()
-            try:
-                message = orjson.loads(text)
-                cursor = message.get("cursor") if message.get("type") == "resume" else None
-                if not isinstance(cursor, str):
-                    raise ValueError
-            except (ValueError, AttributeError):
-                await ws.send_text(
-                    '{"type":"error","message":"expected {\\"type\\": \\"resume\\", '
-                    '\\"cursor\\": \\"...\\"}"}'
-                )
+            cursor = _resume_cursor(receive.result())
+            if cursor is None:
+                await ws.send_text(_BAD_MESSAGE)
                 continue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             old = first
+            old.close()
             first = hub.subscribe(old.principal, old.filter, cursor, old.start)
+            await first.open()
             task = asyncio.create_task(pump(first))
     except WebSocketDisconnect:
         return
@@ -264,3 +292,4 @@ async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscript
             pending.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.gather(task, beat, return_exceptions=True)
+        first.close()

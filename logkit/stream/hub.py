@@ -79,7 +79,7 @@ class Hub:
         self,
         feed: Feed,
         *,
-        page_size: int = 500,
+        page_size: int = 2_000,
         buffer_events: int = 2_000,
         poll_min_s: float = 0.05,
         poll_max_s: float = 0.5,
@@ -183,6 +183,7 @@ class Subscription:
         self._overflowed = False
         self._ready = asyncio.Event()
         self.position = 0  # the last position delivered or scanned past
+        self._reset: Reset | None = None
 
     # --- hub side ---------------------------------------------------------------------------
 
@@ -214,13 +215,29 @@ class Subscription:
             return restart.position, Reset("expired_cursor", restart)
         return cursor.position, None
 
+    async def open(self) -> None:
+        """Join the hub and fix the starting point: "now" is when the client asked.
+
+        Joining comes first, so every row stored from here on is offered to this subscription.
+        """
+        self.hub.subscriptions.add(self)
+        try:
+            self.position, self._reset = await self._begin()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.hub.subscriptions.discard(self)
+        self._live.clear()
+
     async def batches(self) -> AsyncGenerator[list[Delivery] | Reset, None]:
         """Every matching event after the cursor, once and in order, in batches; forever."""
-        self.hub.subscriptions.add(self)  # first: from now on every new row is offered
+        if self not in self.hub.subscriptions:
+            await self.open()
         try:
-            self.position, reset = await self._begin()
-            if reset is not None:
-                yield reset
+            if self._reset is not None:
+                yield self._reset
             while True:
                 self._overflowed = False
                 self._live.clear()  # anything in it is stored: the catch-up reads it
@@ -230,7 +247,7 @@ class Subscription:
                     yield batch
                 # _follow returns only after an overflow: catch up from the store again
         finally:
-            self.hub.subscriptions.discard(self)
+            self.close()
 
     async def _catch_up(self) -> AsyncIterator[list[Delivery]]:
         while True:

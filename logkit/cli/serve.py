@@ -36,6 +36,7 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
         import uvicorn
 
         from logkit.stream import create_app, load_authorizer
+        from logkit.stream.app import timeline_feed
     except ImportError as exc:
         fail(f"the stream needs its extra: pip install 'logkit[stream]' ({exc.name} is missing)")
     import logkit
@@ -46,6 +47,7 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
     try:
         runtime = logkit.configure(config)
         check = load_authorizer(authorizer) if authorizer else None
+        timeline_feed(runtime)
     except ConfigError as exc:
         fail(str(exc))
     if check is None and runtime.settings.env is not Env.DEV and not trust_headers:

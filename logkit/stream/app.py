@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from logkit.config import StreamConfig
 from logkit.errors import ConfigError, ContractError
+from logkit.runtime import Runtime
 from logkit.sinks.protocols import Feed, Role
 from logkit.stream.auth import Authorizer, Unauthorized, authorize, header_authorizer
 from logkit.stream.filters import Principal, StreamFilter
@@ -77,13 +78,7 @@ class StreamServer:
         runtime = ensure_configured()
         if self._config is None:
             self._config = runtime.settings.stream
-        store = runtime.stores[Role.TIMELINE]
-        if not isinstance(store, Feed):
-            raise ConfigError(
-                f"the live stream needs a timeline store that numbers its events; "
-                f"{runtime.uris[Role.TIMELINE].split(':', 1)[0]} does not (sqlite does)"
-            )
-        return store
+        return timeline_feed(runtime)
 
     def _listen(self, hub: Hub) -> None:
         """Wake the hub when this process's dispatcher stores timeline events."""
@@ -116,6 +111,18 @@ class StreamServer:
         subscription = hub.subscribe(principal, stream_filter, cursor, start)
         await subscription.open()
         return subscription
+
+
+def timeline_feed(runtime: Runtime) -> Feed:
+    """The runtime's timeline store as the stream's feed; ConfigError if it has no positions."""
+    store = runtime.stores[Role.TIMELINE]
+    if not isinstance(store, Feed):
+        scheme = runtime.uris[Role.TIMELINE].split(":", 1)[0]
+        raise ConfigError(
+            f"the live stream needs a timeline store that numbers its events (sqlite does); "
+            f"{scheme} does not, so it cannot resume without gaps (see docs/stream.md)"
+        )
+    return store
 
 
 def create_app(

@@ -24,6 +24,15 @@ def module_of(path: Path) -> str:
     return f"{package}.{path.stem}" if package else path.stem
 
 
+def project_root(path: Path, package: str) -> Path:
+    """The directory holding the top package of ``path`` (the file's own directory when it
+    is in no package): where isort and ruff look for first-party names."""
+    directory = path.resolve().parent
+    for _ in package.split(".") if package else ():
+        directory = directory.parent
+    return directory
+
+
 def absolute(name: str, package: str) -> str:
     """``.schemas.DatasetEvent`` in package ``engines.dataset.events`` -> the full name."""
     if not name.startswith("."):

@@ -116,7 +116,12 @@ def _bound_name(asname: cst.AsName) -> str | None:
 
 
 def adapter_call(updated: cst.Call) -> cst.Call:
-    """``log_event(evt)`` -> ``logkit.emit_event(logkit.from_legacy(evt))``."""
+    """``log_event(evt)`` -> ``logkit.emit_event(logkit.from_legacy(evt))``.
+
+    An argument spread over lines keeps its lines and indentation: ``from_legacy(`` hugs it,
+    so it ends in ``))``, the two parentheses opened on its first line. Exploding it the way
+    black / ruff format would re-indents every argument line (a bigger diff, and unsafe with
+    multi-line strings); a project's formatter does that on its next pass if it wants to."""
     arg = updated.args[0]
     adapted = cst.Call(
         func=cst.Attribute(cst.Name("logkit"), cst.Name("from_legacy")),

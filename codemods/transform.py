@@ -21,7 +21,7 @@ from pathlib import Path
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
-from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, ImportItem, RemoveImportsVisitor
 from libcst.metadata import (
     FunctionScope,
     ParentNodeProvider,
@@ -33,9 +33,10 @@ from libcst.metadata import (
 from libcst.metadata.scope_provider import Assignment, ImportAssignment
 
 from codemods import direct
+from codemods.imports import add_logkit_import
 from codemods.layout import Source, emit_call
 from codemods.report import Action, Site
-from codemods.resolve import absolute, package_of
+from codemods.resolve import absolute, package_of, project_root
 from codemods.shapes import PROMPT_SNAPSHOT, Shape, select
 from codemods.syntax import (
     adapter_call,
@@ -76,14 +77,33 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self._module = cst.Module(body=[])
         self._package = ""
         self._logkit_taken = False
+        self._needs_logkit = False
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
         arg_parser.add_argument("--only", action="append", help="Shape names to migrate.")
 
     def transform_module(self, tree: cst.Module) -> cst.Module:
-        """The codemod, then libcst's import management, then the blank lines it dropped."""
-        return keep_blank_lines(tree, super().transform_module(tree))
+        """The codemod, then libcst's import removal, the blank lines it dropped, and
+        ``import logkit`` where an import sorter would put it."""
+        self._needs_logkit = False
+        migrated = keep_blank_lines(tree, super().transform_module(tree))
+        if not self._needs_logkit:
+            return migrated
+        return add_logkit_import(migrated, self._first_party, self._after_last_import)
+
+    def _first_party(self, name: str) -> bool:
+        """isort's first party: the module's own top package, or a sibling of it."""
+        if name == self._package.split(".")[0]:
+            return True
+        filename = self.context.filename
+        root = project_root(Path(filename), self._package) if filename else None
+        return root is not None and ((root / name).is_dir() or (root / f"{name}.py").is_file())
+
+    def _after_last_import(self, module: cst.Module) -> cst.Module:
+        """The fallback: libcst's AddImportsVisitor (after the last top-level import)."""
+        adder = AddImportsVisitor(self.context, [ImportItem("logkit", None, None)])
+        return adder.transform_module(module)
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -308,12 +328,12 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
     def _plan_adapter(self, consumer: cst.Call) -> None:
         self._calls[consumer] = adapter_call
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, consumer.func)
-        AddImportsVisitor.add_needed_import(self.context, "logkit")
+        self._needs_logkit = True
 
     def _converted(self, shape: Shape, call: cst.Call, consumer: cst.Call, event: str) -> None:
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, call)
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, consumer.func)
-        AddImportsVisitor.add_needed_import(self.context, "logkit")
+        self._needs_logkit = True
         self._report(call, shape, "converted", f"logkit.emit({event!r}, ...)")
 
     def _report(self, node: cst.CSTNode, shape: Shape, action: Action, reason: str) -> None:

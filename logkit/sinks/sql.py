@@ -9,16 +9,32 @@ from logkit.sinks.protocols import Query, Selector
 
 
 def scope_where(
-    tenant_id: str, run_id: str | None, user_id: str | None
+    tenant_id: str | None, run_id: str | None, user_id: str | None
 ) -> tuple[list[str], list[Any]]:
-    where, params = ["tenant_id = ?"], [tenant_id]
-    if run_id is not None:
-        where.append("run_id = ?")
-        params.append(run_id)
-    if user_id is not None:
-        where.append("user_id = ?")
-        params.append(user_id)
+    """Equality conditions on the scope columns that are given (None: any value)."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("tenant_id", tenant_id), ("run_id", run_id), ("user_id", user_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
     return where, params
+
+
+def feed_where(
+    position: int,
+    tenant_id: str | None,
+    run_id: str | None,
+    event_types: tuple[str, ...] | None,
+) -> tuple[str, list[Any]]:
+    """``pos > ? AND ...`` for a feed read (the hub reads every tenant: tenant_id None)."""
+    where, params = scope_where(tenant_id, run_id, None)
+    where.insert(0, "pos > ?")
+    params.insert(0, position)
+    if event_types is not None:
+        where.append(f"event_type IN ({', '.join('?' * len(event_types))})")
+        params.extend(event_types)
+    return " AND ".join(where), params
 
 
 def query_where(query: Query) -> tuple[str, list[Any]]:

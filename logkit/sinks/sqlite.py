@@ -26,7 +26,7 @@ from logkit.sinks.protocols import (
     Selector,
     clamp_limit,
 )
-from logkit.sinks.sql import query_where, selector_where
+from logkit.sinks.sql import feed_where, query_where, selector_where
 from logkit.sinks.sqlite_audit import AUDIT_SCHEMA, SQLiteAuditStore
 
 T = TypeVar("T")
@@ -260,19 +260,10 @@ class SQLiteStore:
         event_types: tuple[str, ...] | None = None,
         limit: int = 1000,
     ) -> tuple[list[FeedRow], int]:
-        where, params = ["pos > ?"], list[object]([position])
-        if tenant_id is not None:
-            where.append("tenant_id = ?")
-            params.append(tenant_id)
-        if run_id is not None:
-            where.append("run_id = ?")
-            params.append(run_id)
-        if event_types is not None:
-            where.append(f"event_type IN ({', '.join('?' * len(event_types))})")
-            params.extend(event_types)
+        where, params = feed_where(position, tenant_id, run_id, event_types)
         limit = clamp_limit(limit)
         sql = (
-            f"SELECT pos, tenant_id, body FROM {self.table} WHERE {' AND '.join(where)}"
+            f"SELECT pos, tenant_id, body FROM {self.table} WHERE {where}"
             f" ORDER BY pos LIMIT {limit}"
         )
         conn = self.backend.connection()

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from logkit.config import StreamConfig
 from logkit.errors import ConfigError, ContractError
+from logkit.pipeline import PIPELINE
 from logkit.runtime import Runtime
 from logkit.sinks.protocols import Feed, Role
 from logkit.stream.auth import Authorizer, Unauthorized, authorize, header_authorizer
@@ -81,7 +82,9 @@ class StreamServer:
         return timeline_feed(runtime)
 
     def _listen(self, hub: Hub) -> None:
-        """Wake the hub when this process's dispatcher stores timeline events."""
+        """Take this process's ``stream``-class events live, and wake the hub when its
+        dispatcher stores timeline events."""
+        PIPELINE.add_output(hub.publish)
         if self._feed is not None:
             return
         from logkit.runtime import current
@@ -96,6 +99,7 @@ class StreamServer:
                 listeners.remove(listener)
         self._unlisten.clear()
         if self.hub is not None:
+            PIPELINE.remove_output(self.hub.publish)
             await self.hub.stop()
             self.hub = None
 
@@ -216,6 +220,8 @@ def _sse_event(delivery: Delivery) -> str:
     """One event's frame. Stored bodies are single-line JSON (orjson never writes a newline),
     so the frame is two fields; anything multi-line takes sse-starlette's general encoder.
     The fast path is what makes a 100k-event replay fit in its budget (~0.3 us vs ~7 us)."""
+    if delivery.cursor is None:  # live only: no id, so the client's Last-Event-ID stays put
+        return ServerSentEvent(data=delivery.body).encode().decode()
     if "\n" in delivery.body or "\r" in delivery.body:
         return ServerSentEvent(data=delivery.body, id=str(delivery.cursor)).encode().decode()
     return f"id: {delivery.cursor}\r\ndata: {delivery.body}\r\n\r\n"
@@ -223,7 +229,8 @@ def _sse_event(delivery: Delivery) -> str:
 
 def _ws_event(delivery: Delivery) -> str:
     # The stored body is JSON already: embed it rather than parse and re-serialise it.
-    return f'{{"type":"event","cursor":"{delivery.cursor}","event":{delivery.body}}}'
+    cursor = "null" if delivery.cursor is None else f'"{delivery.cursor}"'
+    return f'{{"type":"event","cursor":{cursor},"event":{delivery.body}}}'
 
 
 _BAD_MESSAGE = orjson.dumps(

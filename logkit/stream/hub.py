@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from logkit.envelope import Event, StorageClass
 from logkit.sinks.protocols import Feed, FeedRow
 from logkit.stream.cursor import Cursor, parse_cursor
 from logkit.stream.filters import Principal, StreamFilter
@@ -30,9 +31,13 @@ log = logging.getLogger("logkit.stream")
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One event for one subscriber: its cursor and its stored JSON."""
+    """One event for one subscriber: its cursor and its JSON.
 
-    cursor: Cursor
+    ``cursor`` is None for a ``stream``-class event: live only, never stored, so it has no
+    position to resume from (and does not move the subscriber's).
+    """
+
+    cursor: Cursor | None
     body: str
 
 
@@ -115,6 +120,25 @@ class Hub:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._wake.set)
 
+    def publish(self, event: Event) -> None:
+        """A pipeline output: ``stream``-class events go to live subscribers of this process.
+
+        They are never stored (storage class ``stream``: ephemeral gestures), so they are not
+        replayed and carry no cursor. Any thread may call this.
+        """
+        if event.storage_class is not StorageClass.STREAM or not self.subscriptions:
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            row = FeedRow(0, event.tenant_id, event.to_json())
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._fan_out_ephemeral, row)
+
+    def _fan_out_ephemeral(self, row: FeedRow) -> None:
+        shared = _Row(row)
+        for subscription in list(self.subscriptions):
+            subscription.offer(shared, ephemeral=True)
+
     def subscribe(
         self, principal: Principal, stream_filter: StreamFilter, cursor: str | None, start: str
     ) -> Subscription:
@@ -142,6 +166,15 @@ class Hub:
                     await self._wake.wait()
             self._wake.clear()
             try:
+                if not self.subscriptions:
+                    # Nobody to fan out to: move the head without reading the rows. A
+                    # subscription that joins later catches up from the store itself; one
+                    # that joined during this read may need those rows, so then stay put.
+                    _, newest = await asyncio.to_thread(self.feed.feed_bounds)
+                    if not self.subscriptions:
+                        self.head = newest
+                    delay = self.poll_max_s
+                    continue
                 rows, scanned = await asyncio.to_thread(
                     self.feed.feed_after, self.head, limit=self.page_size
                 )
@@ -187,17 +220,20 @@ class Subscription:
 
     # --- hub side ---------------------------------------------------------------------------
 
-    def offer(self, shared: _Row) -> None:
+    def offer(self, shared: _Row, *, ephemeral: bool = False) -> None:
         row = shared.row
         if row.tenant_id != self.principal.tenant_id:  # isolation before anything else
             return
         if not self.filter.admits(shared.fields, self.principal):
             return
         if len(self._live) >= self.hub.buffer_events:
+            if ephemeral:
+                return  # nothing to catch up from: a full buffer drops the gesture
             self._overflowed = True
             self._live.clear()
         else:
-            self._live.append(Delivery(Cursor(self.hub.feed_id, row.position), row.body))
+            cursor = None if ephemeral else Cursor(self.hub.feed_id, row.position)
+            self._live.append(Delivery(cursor, row.body))
         self._ready.set()
 
     # --- subscriber side --------------------------------------------------------------------
@@ -221,6 +257,7 @@ class Subscription:
         Joining comes first, so every row stored from here on is offered to this subscription.
         """
         self.hub.subscriptions.add(self)
+        self.hub.wake()  # an idle hub polls slowly: have it tail for this one now
         try:
             self.position, self._reset = await self._begin()
         except BaseException:
@@ -275,9 +312,13 @@ class Subscription:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            batch = [d for d in self._drain() if d.cursor.position > self.position]
+            batch = [
+                d for d in self._drain() if d.cursor is None or d.cursor.position > self.position
+            ]
+            for delivery in batch:
+                if delivery.cursor is not None:
+                    self.position = delivery.cursor.position
             if batch:
-                self.position = batch[-1].cursor.position
                 yield batch
 
     def _drain(self) -> list[Delivery]:

@@ -139,6 +139,34 @@ def test_live_events_arrive_within_a_second(server: str) -> None:
         assert time.monotonic() - sent < 1.0
 
 
+def test_stream_class_events_go_live_only_without_an_id(server: str) -> None:
+    (before,) = stored(1)
+    with (
+        httpx.Client(timeout=5) as client,
+        client.stream("GET", f"{server}/events", headers=ACME, params={"from": "now"}) as resp,
+    ):
+        lines = resp.iter_lines()
+        assert next(lines) == ": logkit stream"
+        with logkit.bind(**SCOPE):
+            gesture = logkit.emit("message", {"typing": True}, storage_class="stream")
+        (kept,) = emit_messages(1)
+        frames: list[list[str]] = [[]]
+        for line in lines:
+            if line:
+                frames[-1].append(line)
+            elif frames[-1]:
+                if len([f for f in frames if any(x.startswith("data: ") for x in f)]) == 2:
+                    break
+                frames.append([])
+    events = [f for f in frames if any(x.startswith("data: ") for x in f)]
+    assert [json.loads(f[-1][6:])["event_id"] for f in events] == [gesture.event_id, kept]
+    assert not any(x.startswith("id: ") for x in events[0])  # live only: no cursor
+    assert any(x.startswith("id: ") for x in events[1])
+    # never stored, so never replayed
+    replay = read_sse_until_quiet(f"{server}/events", headers=ACME)
+    assert replay.event_ids == [before, kept]
+
+
 def test_reemitted_event_id_is_delivered_once(server: str) -> None:
     with logkit.bind(**SCOPE):
         event = logkit.emit("message", {"once": True})

@@ -112,12 +112,19 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "
         time.sleep(0.01)
 
 
-def raw_request(base_url: str, path: str, headers: dict[str, str]) -> socket.socket:
-    """A GET sent on a bare socket that then reads nothing: a consumer that stalls."""
+def raw_socket(base_url: str) -> socket.socket:
+    """A connection with a tiny receive window: once the test stops reading, it stalls."""
     host, port = base_url.removeprefix("http://").split(":")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: no autotuning
     sock.connect((host, int(port)))
+    return sock
+
+
+def raw_request(base_url: str, path: str, headers: dict[str, str]) -> socket.socket:
+    """A GET sent on a bare socket that then reads nothing: a consumer that stalls."""
+    host = base_url.removeprefix("http://").split(":")[0]
+    sock = raw_socket(base_url)
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}"] + [f"{k}: {v}" for k, v in headers.items()]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     return sock

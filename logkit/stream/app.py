@@ -250,6 +250,18 @@ def _resume_cursor(text: str) -> str | None:
     return cursor if isinstance(cursor, str) else None
 
 
+async def _let_go(ws: WebSocket, subscription: Subscription, timeout: float) -> None:
+    """A reader that stopped reading: leave the hub now, then try to say why (1013).
+
+    The close frame waits behind the unread data; we do not wait for it longer than for any
+    other write (the transport sends it if the client ever reads on).
+    """
+    subscription.close()
+    with contextlib.suppress(TimeoutError, RuntimeError, WebSocketDisconnect):
+        async with asyncio.timeout(timeout):
+            await ws.close(_WS_TRY_AGAIN, "slow consumer: resume from your last cursor")
+
+
 async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscription) -> None:
     """Pump events to the socket; a ``{"type": "resume", "cursor": ...}`` restarts the pump."""
     c = server.config
@@ -285,7 +297,7 @@ async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscript
                 receive.cancel()
                 failed = task if task in done else beat
                 if isinstance(failed.exception(), TimeoutError):
-                    await ws.close(_WS_TRY_AGAIN, "slow consumer: resume from your last cursor")
+                    await _let_go(ws, first, c.send_timeout_s)
                 return
             cursor = _resume_cursor(receive.result())
             if cursor is None:

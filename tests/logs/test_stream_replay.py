@@ -32,6 +32,7 @@ from tests.conftest import SCOPE
 from tests.servers import free_port, serve
 from tests.streams import (
     raw_request,
+    raw_socket,
     read_sse,
     read_sse_until_quiet,
     wait_for,
@@ -413,6 +414,43 @@ def test_a_stalled_consumer_is_disconnected_and_resumes_without_a_gap(runtime: R
         assert 0 < delivered < len(ids)
         rest = read_sse_until_quiet(f"{url}/events", headers={**ACME, "Last-Event-ID": last_id})
         assert rest.event_ids == ids[delivered:]
+
+
+def test_a_stalled_websocket_reader_is_closed_and_resumes_without_a_gap(runtime: Runtime) -> None:
+    from websockets.client import ClientProtocol
+    from websockets.frames import Opcode
+    from websockets.uri import parse_uri
+
+    config = StreamConfig(buffer_events=50, send_timeout_s=0.5, poll_min_s=0.02, page_size=200)
+    app = create_app(config=config)
+    with serve(app, lifespan="on") as url:
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        # websockets' own protocol (sans-io) over a socket this test then stops reading
+        protocol = ClientProtocol(parse_uri(f"{ws_url}?from=now"))
+        request = protocol.connect()
+        request.headers["X-Tenant-Id"] = "t_acme"
+        protocol.send_request(request)
+        sock = raw_socket(url)
+        sock.sendall(b"".join(protocol.data_to_send()))
+        hub = lambda: app.state.stream.hub  # noqa: E731
+        wait_for(lambda: hub() is not None and hub().subscriptions, what="the subscription")
+        ids = emit_messages(12_000)  # ~10 MB: far more than the socket buffers hold
+        assert logkit.flush(30)
+        wait_for(lambda: not hub().subscriptions, 20, "the disconnect")
+        sock.settimeout(5)
+        while protocol.close_rcvd is None and (chunk := sock.recv(1 << 16)):
+            protocol.receive_data(chunk)  # read on now: the server's close frame follows the data
+        sock.close()
+        frames = [
+            e for e in protocol.events_received() if getattr(e, "opcode", None) is Opcode.TEXT
+        ]
+        received = [json.loads(frame.data) for frame in frames]
+        assert protocol.close_rcvd is not None and protocol.close_rcvd.code == 1013
+        assert 0 < len(received) < len(ids)
+        assert [m["event"]["event_id"] for m in received] == ids[: len(received)]
+        with websocket(f"{ws_url}?cursor={received[-1]['cursor']}", ACME) as conn:
+            rest = ws_messages(conn, len(ids) - len(received), timeout=30)
+        assert [m["event"]["event_id"] for m in rest] == ids[len(received) :]
 
 
 # --- a real browser ---------------------------------------------------------------------------

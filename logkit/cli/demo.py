@@ -53,5 +53,18 @@ def demo(
     print_story(story)
     console.print("\n[bold]A developer log line[/bold] (Cloud Logging JSON, PII redacted):")
     console.print_json(log_lines.getvalue().splitlines()[0])
-    console.print(f"\nSame tree as JSON:  logkit timeline show --run {run_id} --json")
+    console.print(
+        f"\nSame tree as JSON:  logkit timeline show --run {run_id} --json", soft_wrap=True
+    )
     console.print(f"Audit chains:       logkit audit verify --tenant {tenant}")
+    console.print(
+        f"Live stream:        logkit serve, then curl -N -H 'X-Tenant-Id: {tenant}' "
+        f"'http://127.0.0.1:8765/events?run_id={run_id}'",
+        soft_wrap=True,
+    )
+    user = DEMO_SCOPE["user_id"]
+    console.print(
+        f"A subject's data:   logkit dsar export --tenant {tenant} --user {user} "
+        f"--out {user}.jsonl",
+        soft_wrap=True,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Annotated, Any, NoReturn
@@ -33,3 +34,15 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def parse_time(value: str | None, option: str) -> dt.datetime | None:
+    """An ISO date or date-time option; a bare date or naive time is taken as UTC (stored
+    timestamps are UTC). A bad value exits 2 naming the option."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not an ISO date or datetime (e.g. 2025-06-01T00:00Z)")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from logkit.cli.common import (
     ConfigOption,
     JsonOption,
     fail,
+    parse_time,
     print_json,
 )
 
@@ -29,16 +29,6 @@ _TENANT = re.compile(r"^t_[a-z0-9_-]+$")
 def _check_tenant(tenant: str) -> None:
     if not _TENANT.match(tenant):
         fail(f"--tenant must look like t_acme (t_ then a-z, 0-9, _ or -), got {tenant!r}")
-
-
-def _parse_time(option: str, value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} must be an ISO date or date-time (e.g. 2026-11-01T12:00Z), not {value!r}")
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _configure(config: str | None) -> Any:
@@ -79,7 +69,7 @@ def export(  # options are keyword-only: Typer passes them by name
 
     _check_tenant(tenant)
     request = dsar.ExportRequest(
-        tenant, user, run, _parse_time("--since", since), _parse_time("--until", until)
+        tenant, user, run, parse_time(since, "--since"), parse_time(until, "--until")
     )
     for path in (out, dsar.manifest_path_for(out)):
         if path.exists():

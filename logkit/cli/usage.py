@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
+from logkit.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    ConfigOption,
+    JsonOption,
+    fail,
+    parse_time,
+    print_json,
+)
 
 app = typer.Typer(help="Usage and cost: sums of usage_recorded events.", no_args_is_help=True)
 
@@ -44,7 +52,7 @@ def report(
 
     if by not in GROUPINGS:
         fail(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
-    start, end = _parse_time(since, "--since"), _parse_time(until, "--until")
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
     if start is not None and end is not None and start >= end:
         fail("--since must be before --until")
     try:
@@ -75,17 +83,6 @@ def report(
     else:
         _print_table(result)
     raise typer.Exit(EXIT_OK)
-
-
-def _parse_time(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} {value!r} is not an ISO date or datetime (e.g. 2025-06-01T00:00Z)")
-    # A bare date or naive time is taken as UTC: stored timestamps are UTC.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 def _nothing_message(tenant: str, start: dt.datetime | None, end: dt.datetime | None) -> str:

@@ -93,6 +93,16 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN DEFERRED ... COMMIT: a read transaction, every statement in it sees one snapshot."""
+    conn.execute("BEGIN DEFERRED")
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
+
+
 def mapped(fn: Callable[..., T]) -> Callable[..., T]:
     """Map sqlite3 errors onto logkit's tree at the boundary."""
 

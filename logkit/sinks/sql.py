@@ -8,6 +8,12 @@ from logkit.sinks import cursor
 from logkit.sinks.protocols import Query, Selector
 
 
+def marks(values: tuple[str, ...]) -> str:
+    """Placeholders for an ``IN (...)`` list; an empty list reads ``IN (NULL)``, which matches
+    nothing (as an empty tuple of wanted values means)."""
+    return ", ".join("?" * len(values)) or "NULL"
+
+
 def scope_where(
     tenant_id: str | None, run_id: str | None, user_id: str | None
 ) -> tuple[list[str], list[Any]]:
@@ -32,7 +38,7 @@ def feed_where(
     where.insert(0, "pos > ?")
     params.insert(0, position)
     if event_types is not None:
-        where.append(f"event_type IN ({', '.join('?' * len(event_types))})")
+        where.append(f"event_type IN ({marks(event_types)})")
         params.extend(event_types)
     return " AND ".join(where), params
 
@@ -41,7 +47,7 @@ def query_where(query: Query) -> tuple[str, list[Any]]:
     """``tenant_id = ? AND ...`` for a Query, cursor included, with its parameters."""
     where, params = scope_where(query.tenant_id, query.run_id, query.user_id)
     if query.event_types is not None:
-        where.append(f"event_type IN ({', '.join('?' * len(query.event_types))})")
+        where.append(f"event_type IN ({marks(query.event_types)})")
         params.extend(query.event_types)
     if query.since is not None:
         where.append("ts_us >= ?")
@@ -66,7 +72,7 @@ def selector_where(selector: Selector, body: str = "body") -> tuple[str, list[An
     """
     where, params = scope_where(selector.tenant_id, selector.run_id, selector.user_id)
     if selector.event_ids is not None:
-        where.append(f"event_id IN ({', '.join('?' * len(selector.event_ids))})")
+        where.append(f"event_id IN ({marks(selector.event_ids)})")
         params.extend(selector.event_ids)
     if selector.before is not None:
         where.append("ts_us < ?")
@@ -75,11 +81,10 @@ def selector_where(selector: Selector, body: str = "body") -> tuple[str, list[An
         where.append(f"json_extract({body}, '$.app_id') = ?")
         params.append(selector.app_id)
     if selector.other_apps:
-        marks = ", ".join("?" * len(selector.other_apps))
-        where.append(f"json_extract({body}, '$.app_id') NOT IN ({marks})")
+        where.append(f"json_extract({body}, '$.app_id') NOT IN ({marks(selector.other_apps)})")
         params.extend(selector.other_apps)
     if selector.storage_classes is not None:
-        marks = ", ".join("?" * len(selector.storage_classes)) or "NULL"
-        where.append(f"json_extract({body}, '$.storage_class') IN ({marks})")
+        classes = marks(selector.storage_classes)
+        where.append(f"json_extract({body}, '$.storage_class') IN ({classes})")
         params.extend(selector.storage_classes)
     return " AND ".join(where), params

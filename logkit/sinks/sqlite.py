@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from logkit._sqlite import ThreadConnections, immediate, mapped
+from logkit._sqlite import ThreadConnections, immediate, mapped, snapshot
 from logkit.envelope import Event
 from logkit.errors import ConfigError
 from logkit.sinks import cursor
@@ -245,7 +245,7 @@ class SQLiteStore:
     @mapped
     def feed_bounds(self) -> tuple[int, int]:
         conn = self.backend.connection()
-        with _snapshot(conn):
+        with snapshot(conn):
             newest = self._newest(conn)
             (oldest,) = conn.execute(f"SELECT min(pos) FROM {self.table}").fetchone()
         return (newest + 1 if oldest is None else int(oldest)), newest
@@ -269,7 +269,7 @@ class SQLiteStore:
         conn = self.backend.connection()
         # One read snapshot for the rows and the newest position: "scanned up to newest" is
         # only true of the same snapshot the rows came from.
-        with _snapshot(conn):
+        with snapshot(conn):
             newest = self._newest(conn)
             rows = [FeedRow(*row) for row in conn.execute(sql, params)]
         scanned = rows[-1].position if len(rows) == limit else max(newest, position)
@@ -279,13 +279,3 @@ class SQLiteStore:
         sql = "SELECT seq FROM sqlite_sequence WHERE name = ?"
         row = conn.execute(sql, (self.table,)).fetchone()
         return 0 if row is None else int(row[0])
-
-
-@contextmanager
-def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """A read transaction: every statement inside sees the same WAL snapshot."""
-    conn.execute("BEGIN DEFERRED")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from httpx_sse import connect_sse
+from httpx_sse import ServerSentEvent, connect_sse
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
@@ -23,6 +23,16 @@ class Received:
     ids: list[str]
     types: list[str]
     data: list[dict[str, Any]]
+
+    def add(self, sse: ServerSentEvent) -> bool:
+        """Keep one parsed event; False for a frame without data, which WHATWG says
+        dispatches no event (the ``retry:`` preamble)."""
+        if not sse.data:
+            return False
+        self.ids.append(sse.id)
+        self.types.append(sse.event)
+        self.data.append(json.loads(sse.data))
+        return True
 
     @property
     def event_ids(self) -> list[str]:
@@ -50,11 +60,8 @@ def read_sse(
     ):
         source.response.raise_for_status()
         for sse in source.iter_sse():
-            if not sse.data:  # WHATWG: a frame without data (retry:) dispatches no event
+            if not got.add(sse):
                 continue
-            got.ids.append(sse.id)
-            got.types.append(sse.event)
-            got.data.append(json.loads(sse.data))
             if len(got.ids) >= count:
                 break
             if time.monotonic() > deadline:
@@ -75,11 +82,7 @@ def read_sse_until_quiet(
         source.response.raise_for_status()
         try:
             for sse in source.iter_sse():
-                if not sse.data:
-                    continue
-                got.ids.append(sse.id)
-                got.types.append(sse.event)
-                got.data.append(json.loads(sse.data))
+                got.add(sse)
         except httpx.ReadTimeout:
             pass
     return got

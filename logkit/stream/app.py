@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from logkit.config import StreamConfig
 from logkit.errors import ConfigError, ContractError
 from logkit.pipeline import PIPELINE
-from logkit.runtime import Runtime
+from logkit.runtime import Runtime, ensure_configured
 from logkit.sinks.protocols import Feed, Role
 from logkit.stream.auth import Authorizer, Unauthorized, authorize, header_authorizer
 from logkit.stream.filters import Principal, StreamFilter
@@ -46,7 +46,8 @@ class StreamServer:
         self._config = config
         self.hub: Hub | None = None
         self._lock = asyncio.Lock()
-        self._unlisten: list[tuple[list[object], object]] = []
+        # The dispatcher's stored-batch listeners the hub's wake() joined (runtime feed only).
+        self._woken_by: list[Callable[[], None]] | None = None
 
     @property
     def config(self) -> StreamConfig:
@@ -57,51 +58,32 @@ class StreamServer:
             return self.hub
         async with self._lock:
             if self.hub is None:
+                runtime = None
                 feed = self._feed
                 if feed is None:
-                    feed = await asyncio.to_thread(self._runtime_feed)
-                c = self.config
-                hub = Hub(
-                    feed,
-                    page_size=c.page_size,
-                    buffer_events=c.buffer_events,
-                    poll_min_s=c.poll_min_s,
-                    poll_max_s=c.poll_max_s,
-                )
+                    runtime = await asyncio.to_thread(ensure_configured)
+                    self._config = self._config or runtime.settings.stream
+                    feed = timeline_feed(runtime)
+                hub = Hub(feed, self.config)
                 await hub.start()
-                self._listen(hub)
+                # This process's stream-class events go live; its stored batches wake the hub.
+                PIPELINE.add_output(hub.publish)
+                if runtime is not None:
+                    self._woken_by = runtime.dispatchers[Role.TIMELINE].on_stored
+                    self._woken_by.append(hub.wake)
                 self.hub = hub
         return self.hub
 
-    def _runtime_feed(self) -> Feed:
-        from logkit.runtime import ensure_configured
-
-        runtime = ensure_configured()
-        if self._config is None:
-            self._config = runtime.settings.stream
-        return timeline_feed(runtime)
-
-    def _listen(self, hub: Hub) -> None:
-        """Take this process's ``stream``-class events live, and wake the hub when its
-        dispatcher stores timeline events."""
-        PIPELINE.add_output(hub.publish)
-        if self._feed is not None:
-            return
-        from logkit.runtime import current
-
-        listeners = current().dispatchers[Role.TIMELINE].on_stored
-        listeners.append(hub.wake)
-        self._unlisten.append((listeners, hub.wake))  # type: ignore[arg-type]
-
     async def stop(self) -> None:
-        for listeners, listener in self._unlisten:
+        if self.hub is None:
+            return
+        if self._woken_by is not None:
             with contextlib.suppress(ValueError):
-                listeners.remove(listener)
-        self._unlisten.clear()
-        if self.hub is not None:
-            PIPELINE.remove_output(self.hub.publish)
-            await self.hub.stop()
-            self.hub = None
+                self._woken_by.remove(self.hub.wake)
+            self._woken_by = None
+        PIPELINE.remove_output(self.hub.publish)
+        await self.hub.stop()
+        self.hub = None
 
     async def subscription(self, connection: HTTPConnection, cursor: str | None) -> Subscription:
         """Authorize, parse the filters and join the hub; raises Unauthorized/ContractError."""

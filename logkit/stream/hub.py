@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from logkit.config import StreamConfig
 from logkit.envelope import Event, StorageClass
 from logkit.sinks.protocols import Feed, FeedRow
 from logkit.stream.cursor import Cursor, parse_cursor
@@ -80,20 +81,12 @@ class _Row:
 
 
 class Hub:
-    def __init__(
-        self,
-        feed: Feed,
-        *,
-        page_size: int = 2_000,
-        buffer_events: int = 2_000,
-        poll_min_s: float = 0.05,
-        poll_max_s: float = 0.5,
-    ) -> None:
+    def __init__(self, feed: Feed, config: StreamConfig) -> None:
         self.feed = feed
-        self.page_size = page_size
-        self.buffer_events = buffer_events
-        self.poll_min_s = poll_min_s
-        self.poll_max_s = poll_max_s
+        self.page_size = config.page_size
+        self.buffer_events = config.buffer_events
+        self.poll_min_s = config.poll_min_s
+        self.poll_max_s = config.poll_max_s
         self.feed_id = ""
         self.head = 0  # the newest position fanned out to subscriptions
         self.subscriptions: set[Subscription] = set()

@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from logkit.config import StreamConfig
 from logkit.envelope import Event, Severity
 from logkit.sinks.memory import MemoryStore
 from logkit.stream.filters import Principal, StreamFilter
@@ -120,7 +121,8 @@ async def _subscribe(
     buffer_events: int,
     page_size: int,
 ) -> list[str]:
-    hub = Hub(store, page_size=page_size, buffer_events=buffer_events, poll_min_s=0.001)
+    config = StreamConfig(page_size=page_size, buffer_events=buffer_events, poll_min_s=0.001)
+    hub = Hub(store, config)
     await hub.start()
     got: list[str] = []
     subscription = hub.subscribe(principal, stream_filter, cursor, "start")

@@ -49,23 +49,36 @@ def _has(obj: Any, *names: str) -> bool:
     return all(hasattr(obj, n) for n in names)
 
 
-def _json(value: Any) -> Any:
+def _unreadable(field: str, why: str) -> ContractError:
+    # Names the legacy field and the rule, never the value: it may be the raw data itself.
+    return ContractError(f"legacy field {field}: {why}", problems={field: why})
+
+
+def _json(value: Any, field: str) -> Any:
     """JSON-safe copy: datetimes to ISO 8601, Decimal to its exact string, models to dicts."""
-    return to_jsonable_python(value, fallback=str)
+    try:
+        return to_jsonable_python(value, fallback=str)
+    except UnicodeDecodeError:
+        raise _unreadable(field, "holds bytes that are not UTF-8 text") from None
+    except (ValueError, TypeError):
+        raise _unreadable(field, "cannot be turned into JSON") from None
 
 
-def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _json(v) for k, v in values.items() if v is not None}
+def _compact(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    return {k: _json(v, prefix + k) for k, v in values.items() if v is not None}
 
 
-def _utc(value: Any) -> dt.datetime | None:
+def _utc(value: Any, field: str) -> dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value  # type: ignore[no-any-return]
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise _unreadable(field, "is not an ISO 8601 date-time") from None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    raise _unreadable(field, "is not a date-time")
 
 
 class _Builder:
@@ -141,7 +154,7 @@ def from_dataset_event(legacy: Any, **scope: Any) -> Event:
     b.take("request_id", _get(legacy, "requestId"))
     b.take_id("trace_id", _get(legacy, "traceId"), _TRACE_ID, "legacy_trace_id")
     b.take_actor(_get(legacy, "actorType"))
-    metadata = _json(_get(legacy, "metadata") or {})
+    metadata = _json(_get(legacy, "metadata") or {}, "metadata")
     is_audit = (
         _get(legacy, "analytics_event_type") == "audit"
         and _get(legacy, "analytics_platform") == "internal"
@@ -161,7 +174,7 @@ def from_dataset_event(legacy: Any, **scope: Any) -> Event:
         )
     )
     for group, names in (("utm", _UTM), ("seo", _SEO)):
-        values = _compact({n: _get(legacy, n) for n in names})
+        values = _compact({n: _get(legacy, n) for n in names})  # fields named as in legacy
         if values:
             b.payload[group] = values
     if not is_audit:
@@ -205,12 +218,13 @@ def from_stream_event(legacy: Any, **scope: Any) -> Event:
                 "v": _get(legacy, "v"),
                 "seq": _get(legacy, "seq"),
                 "correlation_id": _get(ids, "correlation_id"),
-                "routing": _compact(routing_rest) or None,
+                "routing": _compact(routing_rest, "routing.") or None,
                 "meta": _compact(
                     {
                         n: _get(meta, n)
                         for n in ("schema_ver", "priority", "persist", "last_event_id")
-                    }
+                    },
+                    "meta.",
                 )
                 or None,
             }
@@ -221,7 +235,7 @@ def from_stream_event(legacy: Any, **scope: Any) -> Event:
     return b.build(
         event_type,
         event_id=_get(legacy, "event_id"),
-        ts=_utc(_get(legacy, "ts")),
+        ts=_utc(_get(legacy, "ts"), "ts"),
         storage_class=StorageClass.OPS if keep else StorageClass.STREAM,
     )
 
@@ -244,7 +258,9 @@ def from_event_log_entry(legacy: Any, **scope: Any) -> Event:
         )
     )
     return b.build(
-        event_type, event_id=_get(legacy, "event_id"), ts=_utc(_get(legacy, "created_at"))
+        event_type,
+        event_id=_get(legacy, "event_id"),
+        ts=_utc(_get(legacy, "created_at"), "created_at"),
     )
 
 
@@ -275,7 +291,7 @@ def from_usage_event(legacy: Any, **scope: Any) -> Event:
     return b.build(
         EventType.USAGE_RECORDED,
         event_id=_get(legacy, "id"),
-        ts=_utc(_get(legacy, "created_at")),
+        ts=_utc(_get(legacy, "created_at"), "created_at"),
         storage_class=StorageClass.COST,
     )
 
@@ -292,7 +308,8 @@ def from_model_call_log(legacy: Any, **scope: Any) -> Event:
                 "model_id": _get(legacy, "model_id"),
                 "purpose": _get(legacy, "purpose"),
                 "prompt": _compact(
-                    {"text": _get(prompt, "text"), "created_at": _get(prompt, "created_at")}
+                    {"text": _get(prompt, "text"), "created_at": _get(prompt, "created_at")},
+                    "prompt.",
                 )
                 or None,
                 "output_dimensions": _get(legacy, "output_dimensions"),
@@ -303,7 +320,7 @@ def from_model_call_log(legacy: Any, **scope: Any) -> Event:
     return b.build(
         EventType.MODEL_CALL_ENDED,
         event_id=_get(legacy, "call_id"),
-        ts=_utc(_get(legacy, "created_at")),
+        ts=_utc(_get(legacy, "created_at"), "created_at"),
         severity=Severity.INFO,
     )
 

@@ -20,12 +20,13 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from logkit.envelope import SCHEMA_VERSION, Event, EventType, utc_now
 from logkit.errors import RequestRefusedError, SinkError
+from logkit.redaction.gate import redact_identifier
 from logkit.runtime import Runtime, current
 from logkit.sinks.protocols import AuditStore, Query, Role, Selector
 
@@ -185,16 +186,34 @@ class _Tally:
         }
 
 
+def stored_forms(tenant_id: str, value: str | None) -> list[str | None]:
+    """The forms an identifier given by an operator is stored under: the gated one (what the
+    redaction gate stores since it covers identifiers) and, when different, the raw one
+    (events stored by an older logkit)."""
+    if value is None:
+        return [None]
+    gated = redact_identifier(value, tenant_id=tenant_id)
+    return [gated] if gated == value else [gated, value]
+
+
+def _variants(request: ExportRequest) -> list[ExportRequest]:
+    return [
+        replace(request, user_id=user, run_id=run)
+        for user in stored_forms(request.tenant_id, request.user_id)
+        for run in stored_forms(request.tenant_id, request.run_id)
+    ]
+
+
 def _matching(
     runtime: Runtime, request: ExportRequest, progress: Progress | None
 ) -> Iterator[tuple[Role, Event]]:
-    for role in ROLES:
+    for role, variant in ((r, v) for r in ROLES for v in _variants(request)):
         store = runtime.stores.get(role)
         if store is None:
             continue
         cursor: str | None = None
         while True:
-            page = store.query(request.query(cursor))
+            page = store.query(variant.query(cursor))
             for event in page.events:
                 yield role, event
             if progress is not None and page.events:
@@ -322,12 +341,14 @@ def delete(
     _refuse_if_held(runtime, tenant_id)
     _flush(runtime)
     result = DeleteResult(tenant_id, user_id, dry_run)
-    subject = Selector(tenant_id, user_id=user_id)
-    for role in ROLES:
-        if role in runtime.stores:
-            result.stores.append(_erase_from(runtime, role, subject, result))
-    result.keys_destroyed = _shred_key(runtime, tenant_id, user_id, dry_run)
-    result.dead_letters_deleted = runtime.spool.purge_dead(tenant_id, user_id, dry_run=dry_run)
+    forms = [f for f in stored_forms(tenant_id, user_id) if f is not None]
+    for form in forms:
+        subject = Selector(tenant_id, user_id=form)
+        for role in ROLES:
+            if role in runtime.stores:
+                _add_outcome(result, _erase_from(runtime, role, subject, result))
+        result.keys_destroyed += _shred_key(runtime, tenant_id, form, dry_run)
+        result.dead_letters_deleted += runtime.spool.purge_dead(tenant_id, form, dry_run=dry_run)
     if not dry_run:
         try:
             result.record_id = _record_erasure(runtime, result).event_id
@@ -337,6 +358,20 @@ def delete(
                 f"could not be chained: {exc}. Counts: {result.counts()}"
             ) from exc
     return result
+
+
+def _add_outcome(result: DeleteResult, outcome: StoreOutcome) -> None:
+    """One outcome per store, summed over the forms the subject's id is stored under."""
+    for known in result.stores:
+        if (known.role, known.backend, known.action) == (
+            outcome.role,
+            outcome.backend,
+            outcome.action,
+        ):
+            known.count += outcome.count
+            known.error = known.error or outcome.error
+            return
+    result.stores.append(outcome)
 
 
 def _refuse_if_held(runtime: Runtime, tenant_id: str) -> None:
@@ -375,7 +410,8 @@ def _erase_from(
     try:
         if role is Role.AUDIT:
             audit = _audit_store(runtime)
-            result.erased_chains = _erasable(audit, subject)
+            for chain, seqs in _erasable(audit, subject).items():
+                result.erased_chains[chain] = sorted({*result.erased_chains.get(chain, ()), *seqs})
             outcome.count = audit.erase_payloads(subject, dry_run=dry_run)
         else:
             store = runtime.stores[role]
@@ -416,8 +452,9 @@ def _record_erasure(runtime: Runtime, result: DeleteResult) -> Event:
     from logkit.auditing.write import record_operation
 
     payload = {
-        # The subject's id, as the erased records' own envelopes still carry it (hashed).
-        "user_id": result.user_id,
+        # The subject's id as the erased records' own envelopes carry it (hashed): the gated
+        # form, so the record that proves the erasure does not hold the id in the clear.
+        "user_id": stored_forms(result.tenant_id, result.user_id)[0],
         "counts": result.counts(),
         "erased": result.erased_chains,
         "keys_destroyed": result.keys_destroyed,

@@ -54,7 +54,8 @@ def _emit_sealed(event: Event, raw: dict[str, Any]) -> Event:
             "seal_raw needs a configured key provider", problems={"seal_raw": "no key provider"}
         )
     redacted = PIPELINE.redact(event)
-    sealed = redacted.replace(payload={**redacted.payload, SEALED_KEY: seal(raw, event, keys)})
+    # Sealed for the event as stored: its subject and ids are the gated ones, never raw.
+    sealed = redacted.replace(payload={**redacted.payload, SEALED_KEY: seal(raw, redacted, keys)})
     PIPELINE.observe(sealed)
     return sealed
 
@@ -70,7 +71,7 @@ def _build(
     kind = _EVENT_TYPES.get(event_type)  # a dict hit is much cheaper than EventType(...)
     if kind is None:
         raise ContractError(
-            f"unknown event_type {str(event_type)[:64]!r}",
+            "event_type: not a known event type (see logkit.EventType)",
             problems={"event_type": "not a known event type"},
         )
     data["event_type"] = kind

@@ -9,6 +9,7 @@ optional; audit records add the chain fields.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -265,6 +266,26 @@ def _without_input(message: str) -> str:
     return message.split(" [input_value=", 1)[0]
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """``payload.items.3.name``: the envelope field, then keys only where they are plain names.
+
+    Payload keys are data, not field names: one that is not a short identifier (an email used
+    as a key, a card number) is shown as ``<key>``; LogkitError masks what is left.
+    """
+    if not loc:
+        return "<event>"
+    parts = [str(loc[0])]
+    for part in loc[1:]:
+        if isinstance(part, int) or _PLAIN_KEY.fullmatch(part):
+            parts.append(str(part))
+        else:
+            parts.append("<key>")
+    return ".".join(parts)
+
+
 def warm_up() -> None:
     """Build the envelope's validator and serializer now rather than on the first event."""
     Event.model_rebuild()
@@ -275,7 +296,7 @@ def contract_error(exc: ValidationError) -> ContractError:
     missing: list[str] = []
     problems: dict[str, str] = {}
     for err in exc.errors(include_url=False):
-        field = ".".join(str(part) for part in err["loc"]) or "<event>"
+        field = _field_path(err["loc"])
         top = str(err["loc"][0]) if err["loc"] else ""
         # An absent, None or empty scope field is "missing": the contract never fills it in.
         absent = err["type"] == "missing" or (top in REQUIRED_SCOPE and err["input"] in (None, ""))

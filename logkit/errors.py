@@ -14,15 +14,42 @@
 
 Backend and driver exceptions are mapped onto this tree at the boundary (``raise ... from exc``),
 so callers and CLI users never see a raw driver traceback.
+
+Messages name fields, never values; as a backstop every message is masked when the error is
+made: anything a detector finds in it (an email, a card, a key in a URI...) is replaced by its
+kind (``[EMAIL]``). IP addresses are kept: in logkit's own errors they are the addresses of
+backends, which an operator needs.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
+
+_KEEP_KINDS = frozenset({"ipv4", "ipv6"})
+_masking = threading.local()
+
+
+def masked(text: str) -> str:
+    """``text`` with what the detectors find replaced by its kind (never raises)."""
+    if getattr(_masking, "active", False):
+        return text  # an error made while masking: its text is logkit's own
+    _masking.active = True
+    try:
+        from logkit.redaction.masking import mask_text
+
+        return mask_text(text, keep=_KEEP_KINDS)
+    finally:
+        _masking.active = False
 
 
 class LogkitError(Exception):
     """Base class of every error logkit raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (masked(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class ContractError(LogkitError, ValueError):
@@ -41,8 +68,8 @@ class ContractError(LogkitError, ValueError):
         problems: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.missing: tuple[str, ...] = tuple(missing)
-        self.problems: dict[str, str] = dict(problems or {})
+        self.missing: tuple[str, ...] = tuple(masked(m) for m in missing)
+        self.problems: dict[str, str] = {masked(k): masked(v) for k, v in (problems or {}).items()}
 
 
 class ConfigError(LogkitError):

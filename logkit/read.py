@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from logkit.envelope import Event
+from logkit.redaction.gate import redact_identifier
 from logkit.runtime import current
 from logkit.sinks.protocols import DEFAULT_QUERY_LIMIT, Page, Query, Role
 
@@ -22,18 +23,26 @@ def query_events(
     cursor: str | None = None,
     role: Role | str = Role.TIMELINE,
 ) -> Page:
-    """One page of a tenant's events in (ts, event_id) order; pass ``next_cursor`` for more."""
+    """One page of a tenant's events in (ts, event_id) order; pass ``next_cursor`` for more.
+
+    ``run_id`` and ``user_id`` may be given raw: they are looked up as the gate stores them.
+    """
+    runtime = current()
     query = Query(
         tenant_id=tenant_id,
-        run_id=run_id,
-        user_id=user_id,
+        run_id=_stored(run_id, tenant_id),
+        user_id=_stored(user_id, tenant_id),
         event_types=tuple(str(t) for t in types) if types is not None else None,
         since=since,
         until=until,
         limit=limit,
         cursor=cursor,
     )
-    return current().stores[Role(role)].query(query)
+    return runtime.stores[Role(role)].query(query)
+
+
+def _stored(value: str | None, tenant_id: str) -> str | None:
+    return None if value is None else redact_identifier(value, tenant_id=tenant_id)
 
 
 def iter_events(tenant_id: str, **filters: object) -> Iterator[Event]:

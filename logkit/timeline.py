@@ -75,8 +75,8 @@ class _Span:
             if exc is None:
                 self._emit(1, {"status": "ok", "duration_ms": duration})
             else:
-                message = redact_text(
-                    str(exc)[:_MESSAGE_LIMIT], tenant_id=bound_fields().get("tenant_id")
+                message = _limited(
+                    redact_text(_exception_text(exc), tenant_id=bound_fields().get("tenant_id"))
                 )
                 self._emit(
                     2,
@@ -133,6 +133,21 @@ class _Span:
 # Scope and correlation a flow or step may set for what runs inside; other keywords go to the
 # payload of its events (e.g. attempt=2 on a retried step).
 _SCOPE_OVERRIDES = frozenset({"run_id", "user_id", "request_id", "actor_type"})
+
+
+def _exception_text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ fails still fails the step
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def _limited(text: str) -> str:
+    """Cut to _MESSAGE_LIMIT characters: after redaction, so a cut never exposes a prefix of a
+    value the gate would have replaced whole (a pseudonym cut short is only a shorter token)."""
+    if len(text) <= _MESSAGE_LIMIT:
+        return text
+    return f"{text[:_MESSAGE_LIMIT]}…[+{len(text) - _MESSAGE_LIMIT} chars]"
 
 
 def flow(name: str, **fields: Any) -> _Span:

@@ -61,8 +61,19 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
         f"(SSE) and ws://{host}:{port}/ws",
         err=True,
     )
+    # uvicorn's own lines (access log included) as JSON through the gate, like the app's.
+    from logkit.logrouting import uvicorn_log_config
+
+    logkit.configure_logging(log_level.upper())
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=uvicorn_log_config(),
+            ws="websockets-sansio",
+        )
     except LogkitError as exc:
         fail(str(exc), EXIT_PROBLEM)
     except OSError as exc:

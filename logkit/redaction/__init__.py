@@ -1,10 +1,10 @@
-"""The redaction gate: every payload, log line and outbound call passes through it.
+"""The redaction gate: every payload, identifier, log line and outbound call passes through it.
 
 This package holds the gate the rest of logkit calls (``gate``), the detectors and the engine
 that replaces what they find with keyed pseudonyms (``detectors``, ``engine``, ``pseudonym``),
-and sealed raw payloads (``sealing``). ``logkit.configure()`` installs the engine with the
-configured policies; before that the gate passes values through and stamps the policy
-``"none"``, so a report never claims a redaction that did not happen.
+envelope identifiers (``identifiers``), keyless masking for error messages and fallback log
+lines (``masking``), and sealed raw payloads (``sealing``). The gate fails closed: it is the
+default detectors from import time, and ``logkit.configure()`` installs the configured policies.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from logkit.redaction.gate import (
     redact,
     redact_event,
     redact_for_call,
+    redact_identifier,
     redact_text,
+    reset_redactor,
     set_redactor,
 )
 
@@ -29,6 +31,8 @@ __all__ = [
     "redact",
     "redact_event",
     "redact_for_call",
+    "redact_identifier",
     "redact_text",
+    "reset_redactor",
     "set_redactor",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from logkit.envelope import RedactionReport
@@ -61,7 +61,7 @@ class RegexRedactor:
 
     def __init__(
         self,
-        master_key: bytes,
+        master_key: bytes | Callable[[], bytes],
         *,
         policy: str = "default",
         allow: frozenset[str] = frozenset(),
@@ -74,7 +74,10 @@ class RegexRedactor:
             raise RedactionError(f"secret kinds can never be allowed: {', '.join(secret)}")
         self.policy = policy
         self.allow = frozenset(allow)
-        self._master = bytes(master_key)
+        # A callable is asked on the first pseudonym: scanning, and values with nothing to
+        # replace, never need the key (the gate before configure() resolves it lazily).
+        self._master: bytes | None = None if callable(master_key) else bytes(master_key)
+        self._master_source = master_key
         self._fixed = tuple(detectors) if detectors is not None else None
         self._generation = -1
         self._active: tuple[Detector, ...] = ()
@@ -170,13 +173,23 @@ class RegexRedactor:
 
     # --- redacting ------------------------------------------------------------------------
 
-    def _key(self, tenant_id: str | None) -> bytes:
+    def tenant_key(self, tenant_id: str | None) -> bytes:
+        """The per-tenant pseudonym key (the master key is resolved here on first need)."""
         key = self._tenant_keys.get(tenant_id)
         if key is None:
+            master = self._master
+            if master is None:
+                source = self._master_source
+                master = self._master = bytes(source() if callable(source) else source)
+                if not master:
+                    self._master = None
+                    raise RedactionError("a redaction master key is required")
             if len(self._tenant_keys) >= _MAX_TENANT_KEYS:
                 self._tenant_keys.clear()  # bounded: derivation is cheap, memory is not
-            key = self._tenant_keys[tenant_id] = tenant_key(self._master, tenant_id)
+            key = self._tenant_keys[tenant_id] = tenant_key(master, tenant_id)
         return key
+
+    _key = tenant_key
 
     def _text(self, text: str, counts: dict[str, int], tenant_id: str | None) -> str:
         if len(text) < _MIN_CANDIDATE or (

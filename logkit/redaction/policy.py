@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from logkit.config import RedactionConfig, Settings
+from logkit.config import RedactionConfig, Settings, load_settings
 from logkit.envelope import Env, StorageClass
-from logkit.errors import ConfigError
+from logkit.errors import ConfigError, RedactionError
 from logkit.redaction.gate import PassThroughRedactor, Redactor
 from logkit.redaction.sealing import KeyProvider, LocalKeyDirectory
 
@@ -33,6 +33,20 @@ def master_key(config: RedactionConfig, env: Env) -> bytes:
         return path.read_bytes().strip()
     except OSError as exc:
         raise ConfigError(f"cannot read redaction key file {path}: {exc.strerror}") from None
+
+
+def default_key() -> bytes:
+    """The key of the gate before ``configure()``: what ``configure()`` would use.
+
+    Read from the same settings (``LOGKIT_*``, ``LOGKIT_CONFIG``) when the first value needs a
+    pseudonym. Without one outside dev this is a RedactionError for that value: the caller gets
+    an error, never the value unredacted.
+    """
+    try:
+        settings = load_settings()
+        return master_key(settings.redaction, settings.env)
+    except ConfigError as exc:
+        raise RedactionError(f"the redaction gate has no key: {exc}") from None
 
 
 def _create_key_file(path: Path) -> None:

@@ -177,7 +177,7 @@ def _scope_fields(scope: dict[str, Any], tenant: str | None) -> dict[str, Any]:
 
 def _message(record: logging.LogRecord) -> str:
     try:
-        return record.getMessage()
+        return str(record.getMessage())
     except Exception:  # e.g. "%s %s" with one argument: keep both, unformatted
         return f"{_safe_str(record.msg)} [unformatted, args: {_safe_repr(record.args)}]"
 
@@ -207,9 +207,7 @@ def _safe_repr(value: Any) -> str:
 
 def fallback_line(record: logging.LogRecord, error: BaseException) -> str:
     """The line for a record the formatter could not format: masked by kind, never raw."""
-    text = _safe_str(record.msg)
-    if record.args:
-        text = f"{text} {_safe_repr(record.args)}"
+    text = _message(record)
     line = {
         "severity": severity_of(getattr(record, "levelno", logging.ERROR)).name,
         "message": mask_text(text),

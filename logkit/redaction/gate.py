@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from logkit.context import bound_fields
 from logkit.envelope import Event, RedactionReport, StorageClass
-from logkit.redaction.identifiers import IdentifierGate, gate_fields
+from logkit.redaction.identifiers import IDENTIFIER_FIELDS, IdentifierGate, gate_fields
 
 
 class Redactor(Protocol):
@@ -187,7 +187,7 @@ def redact_event(event: Event) -> Event:
     if _tenants is not None:
         _tenants(tenant)
     payload, report = redactor.redact(event.payload, tenant_id=tenant)
-    changes: dict[str, Any] = gate_fields(_ids, event.__dict__, tenant) if _ids else {}
+    changes: dict[str, Any] = _identifier_changes(event, tenant)
     if changes:
         report = _count_identifiers(report, changes.values())
     if payload is not event.payload or report is not redactor.clean:
@@ -200,6 +200,21 @@ def redact_event(event: Event) -> Event:
             # keep the counts stamped there.
             changes["redaction"] = report
     return event.replace(**changes) if changes else event
+
+
+_ID_NAMES = tuple(n for n in IDENTIFIER_FIELDS if n != "event_id")
+
+
+def _identifier_changes(event: Event, tenant: str) -> dict[str, Any]:
+    ids = _ids
+    if ids is None or ids is _keep:
+        return {}
+    fields = event.__dict__
+    # event_id only when given: one emit generated (a fresh UUIDv7) holds nothing to find.
+    names = (*_ID_NAMES, "event_id") if "event_id" in event.__pydantic_fields_set__ else _ID_NAMES
+    if isinstance(ids, IdentifierGate):
+        return ids.changes(fields, tenant, names) or {}
+    return gate_fields(ids, {n: fields[n] for n in names}, tenant)
 
 
 def _count_identifiers(report: RedactionReport, pseudonyms: Any) -> RedactionReport:

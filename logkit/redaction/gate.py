@@ -213,7 +213,8 @@ def _identifier_changes(event: Event, tenant: str) -> dict[str, Any]:
     # event_id only when given: one emit generated (a fresh UUIDv7) holds nothing to find.
     names = (*_ID_NAMES, "event_id") if "event_id" in event.__pydantic_fields_set__ else _ID_NAMES
     if isinstance(ids, IdentifierGate):
-        return ids.changes(fields, tenant, names) or {}
+        cached = ids.changes(fields, tenant, names)
+        return {} if cached is None else dict(cached)  # a copy: the caller adds to it
     return gate_fields(ids, {n: fields[n] for n in names}, tenant)
 
 

@@ -452,6 +452,44 @@ def test_uvicorn_access_log_is_json_and_redacted(tmp_path: Path) -> None:
     assert "[EMAIL:" in app_line["message"]
 
 
+def test_logkit_serve_logs_json_through_the_gate(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.servers import free_port
+
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGKIT_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "logkit", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert server.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in server.stdout], daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        while "Uvicorn running" not in (seen[-1] if seen else ""):
+            seen.append(lines.get(timeout=60))
+        url = f"http://127.0.0.1:{port}/healthz?email={EMAIL}&card={CARD.replace(' ', '')}"
+        httpx.get(url, timeout=10)
+        while not any("GET /healthz" in x for x in seen):
+            seen.append(lines.get(timeout=30))
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+        reader.join(10)
+    assert_clean("".join(seen) + err, "logkit serve's output")
+    for line in seen:
+        json.loads(line)  # every line is JSON
+    access = next(json.loads(x) for x in seen if "GET /healthz" in x)
+    assert "[EMAIL:" in access["message"] and "[CARD:" in access["message"]
+
+
 def json_labels() -> str:
     from logkit.devlog import LABELS_KEY
 

@@ -100,6 +100,7 @@ class ThreadConnections:
         database file nor truncate the WAL.
         """
         conn = self.get()
+        # The busy handler is what retries, sleeping between attempts, while readers finish.
         conn.execute(f"PRAGMA busy_timeout = {max(0, int(wait_s * 1000))}")
         try:
             busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -109,10 +110,10 @@ class ThreadConnections:
             return None
         return Residue(self.path, int(log), int(done), holders(self.path, _own_count(self.path)))
 
-    def in_transaction(self, but: sqlite3.Connection | None = None) -> bool:
-        """Whether one of these connections (other than ``but``) holds a transaction open."""
+    def in_transaction(self) -> bool:
+        """Whether one of these connections holds a transaction open."""
         with self._lock:
-            return any(c.in_transaction for c in self._open if c is not but)
+            return any(c.in_transaction for c in self._open)
 
 
 # Every ThreadConnections of the process, to tell logkit's own connections to a file apart

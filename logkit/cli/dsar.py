@@ -170,8 +170,11 @@ def delete(
     for warning in result.warnings:
         typer.echo(f"logkit: warning: {warning}", err=True)
     if result.warnings:
-        rerun = f"logkit dsar delete --tenant {tenant} --user {user} --yes"
-        typer.echo(f"logkit: once they have closed, run: {rerun}", err=True)
+        import shlex
+
+        again = ["logkit", "dsar", "delete", "--tenant", tenant, "--user", user, "--yes"]
+        again += ["--config", config] if config else []
+        typer.echo(f"logkit: once they have closed, run: {shlex.join(again)}", err=True)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_PROBLEM)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import logkit
@@ -84,9 +84,7 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("keys")
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(subjects, min_size=2, max_size=6, unique=True), st.data())
 def test_two_subjects_never_share_a_key_and_destroying_one_spares_the_rest(
     shared_dir: Path, pairs: list[tuple[str, str | None]], data: st.DataObject

@@ -186,7 +186,7 @@ class Residue:
     def message(self, rerun: str) -> str:
         return (
             f"erased values may remain in {self.path}-wal (and {self.path}) until the "
-            f"connections holding the database open close their read transactions: "
+            f"connections holding the database open end their transactions: "
             f"{self.holders.describe()}. Then {rerun}: it checkpoints and truncates the WAL."
         )
 

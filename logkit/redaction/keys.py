@@ -252,6 +252,11 @@ class WrappedKeys:
         scrub = getattr(self.table, "scrub", None)
         return list(scrub(wait_s)) if scrub is not None else []
 
+    def close(self) -> None:
+        close = getattr(self.table, "close", None)
+        if close is not None:
+            close()
+
     def _wrapped(self, key_id: str, key: bytes) -> bytes:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

@@ -97,8 +97,14 @@ class RedactionConfig(BaseModel):
     policies: dict[str, str] = Field(default_factory=dict)
     # Kinds left in place by a policy (e.g. {"ops-internal": ["ipv4"]}); never secrets.
     allow: dict[str, list[str]] = Field(default_factory=dict)
-    # Encrypted raw payloads: a local key directory in dev; a key provider in prod.
-    encryption_key_dir: Path = Path(".logkit/keys")
+    # Keys of sealed raw payloads (docs/retention-dsar.md): "local" (a key directory), "store"
+    # (keys wrapped under key_encryption_key in key_store, default the audit sink) or
+    # "package.module:factory" (e.g. KMS). Unset: .logkit/keys in dev; elsewhere sealing fails.
+    key_provider: str | None = None
+    encryption_key_dir: Path | None = None  # "local"; setting it alone also means "local"
+    key_store: str | None = None  # "store": sqlite:///... or firestore://...
+    key_encryption_key: SecretStr | None = None  # "store": 32+ random bytes, or a file
+    key_encryption_key_file: Path | None = None
 
 
 class UsageConfig(BaseModel):

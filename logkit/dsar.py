@@ -7,7 +7,8 @@ a checkpoint of each audit chain touched), and chains a ``dsar_export`` record.
 :func:`delete` removes a subject's (tenant, user) ops and cost events from every store, erases
 the payloads of their audit records (the records keep their place and ``payload_digest``, so
 the chains still verify; without the salt nothing confirms the erased values), destroys their
-sealed-payload key (crypto-shredding), and chains a ``dsar_erasure`` record with the counts.
+sealed-payload key (crypto-shredding), checkpoints local SQLite files so no copy of the
+erased values stays in a write-ahead log, and chains a ``dsar_erasure`` record with the counts.
 
 Both return result objects (``as_dict()`` for JSON), so a service can expose them over HTTP;
 the CLI is a thin layer over them. Records hold counts, ids and chain positions, never values.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from logkit.envelope import SCHEMA_VERSION, Event, EventType, utc_now
+from logkit.erasure import Settled, settle
 from logkit.errors import RequestRefusedError, SinkError
 from logkit.redaction.gate import redact_identifier
 from logkit.runtime import Runtime, current
@@ -34,6 +36,7 @@ EXPORT_FORMAT = "logkit-dsar-export/1"
 PAGE = 5_000
 FLUSH_TIMEOUT_S = 30.0
 ROLES = (Role.TIMELINE, Role.AUDIT, Role.COST)
+RERUN = "run the same `logkit dsar delete` again"
 
 Progress = Callable[[str, int], None]  # (role, events just written)
 
@@ -288,14 +291,20 @@ class DeleteResult:
     keys_destroyed: int = 0
     dead_letters_deleted: int = 0
     record_id: str | None = None  # the dsar_erasure audit record (None on a dry run)
+    disk: Settled | None = None  # what may be left in local files (None on a dry run)
 
     @property
     def failures(self) -> list[StoreOutcome]:
         return [s for s in self.stores if s.error is not None]
 
     @property
+    def warnings(self) -> list[str]:
+        """Erased values that may still be on disk (a reader's snapshot kept a WAL)."""
+        return [] if self.disk is None else self.disk.warnings()
+
+    @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.warnings
 
     @property
     def total(self) -> int:
@@ -323,6 +332,8 @@ class DeleteResult:
             "dead_letters_deleted": self.dead_letters_deleted,
             "erased_chains": self.erased_chains,
             "failures": [f"{s.backend} ({s.role}): {s.error}" for s in self.failures],
+            "warnings": self.warnings,
+            "residue": [] if self.disk is None else self.disk.as_dict(),
             "record": self.record_id,
         }
 
@@ -336,6 +347,8 @@ def delete(
     its apps, or while events wait in the spool for a backend (they would come back after the
     erasure). A store that fails does not stop the others: it is named in ``failures`` and the
     ``dsar_erasure`` record says so; running again finishes the job (it is idempotent).
+    When a reader's snapshot keeps erased values in a local SQLite file's WAL, ``warnings``
+    names the file and the processes holding it, and ``ok`` is false: run again once they close.
     """
     runtime = runtime or current()
     _refuse_if_held(runtime, tenant_id)
@@ -350,6 +363,7 @@ def delete(
         result.keys_destroyed += _shred_key(runtime, tenant_id, form, dry_run)
         result.dead_letters_deleted += runtime.spool.purge_dead(tenant_id, form, dry_run=dry_run)
     if not dry_run:
+        result.disk = settle(runtime, RERUN)
         try:
             result.record_id = _record_erasure(runtime, result).event_id
         except SinkError as exc:
@@ -437,14 +451,17 @@ def _erasable(store: AuditStore, subject: Selector) -> dict[str, list[int]]:
 
 
 def _shred_key(runtime: Runtime, tenant_id: str, user_id: str, dry_run: bool) -> int:
-    from logkit.redaction.sealing import subject_of
+    """Destroy (or count) the key of the subject (tenant, user), and its legacy key file if
+    payloads were sealed under one before canonical subjects (logkit.redaction.keys)."""
+    from logkit.redaction.sealing import legacy_subject, subject_of
 
     keys = runtime.keys
     if keys is None:
         return 0
     subject = subject_of(tenant_id, user_id)
     if dry_run:
-        return int(keys.key(subject, create=False) is not None)
+        names = [subject, legacy_subject(subject)]
+        return int(any(keys.key(s, create=False) is not None for s in names if s))
     return int(keys.destroy(subject))
 
 
@@ -460,6 +477,8 @@ def _record_erasure(runtime: Runtime, result: DeleteResult) -> Event:
         "keys_destroyed": result.keys_destroyed,
         "dead_letters_deleted": result.dead_letters_deleted,
         "failed": [f"{s.backend} ({s.role})" for s in result.failures],
+        # Local files where a reader's snapshot may still keep erased values (run again).
+        "disk_residue": [f for r in (result.disk.residue if result.disk else []) for f in r.files],
     }
     return record_operation(runtime, EventType.DSAR_ERASURE, result.tenant_id, payload)
 

@@ -8,7 +8,9 @@ tenant, a rule for the app in the tenant. A legal hold anywhere in that stack ho
 cost events older than their days are deleted on every configured backend; audit records older
 than the audit days keep their place in the chain and lose their payload (so the chain still
 verifies), and their timeline copies are deleted. Each tenant gets a ``retention_applied`` audit
-record with the counts. A backend that fails is named in the result, never skipped silently.
+record with the counts. A backend that fails is named in the result, never skipped silently;
+local SQLite files are then checkpointed, and a reader's snapshot that keeps expired values in a
+write-ahead log is reported as a warning (logkit.erasure).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from logkit.config import RetentionConfig, RetentionRule
 from logkit.envelope import EventType, utc_now
+from logkit.erasure import Settled, settle
 from logkit.errors import ConfigError, SinkError
 from logkit.runtime import Runtime, current
 from logkit.sinks.protocols import AuditStore, Role, Selector
@@ -139,14 +142,20 @@ class RetentionResult:
     sweeps: list[Sweep] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
     records: list[str] = field(default_factory=list)  # event ids of retention_applied records
+    disk: Settled | None = None  # what may be left in local files (None on a dry run)
 
     @property
     def failures(self) -> list[Sweep]:
         return [s for s in self.sweeps if s.error is not None]
 
     @property
+    def warnings(self) -> list[str]:
+        """Deleted values that may still be on disk (a reader's snapshot kept a WAL)."""
+        return [] if self.disk is None else self.disk.warnings()
+
+    @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.warnings
 
     def totals(self) -> dict[str, int]:
         """Events deleted (or payloads erased) per role, over every tenant."""
@@ -165,6 +174,8 @@ class RetentionResult:
             "held": self.held,
             "sweeps": [asdict(s) for s in self.sweeps],
             "failures": [f"{s.backend} ({s.role}): {s.error}" for s in self.failures],
+            "warnings": self.warnings,
+            "residue": [] if self.disk is None else self.disk.as_dict(),
             "records": self.records,
         }
 
@@ -180,7 +191,8 @@ def apply(
 
     ``dry_run`` counts what would go and changes nothing (no audit record either). ``now`` (or
     ``clock``) is the moment cutoffs are measured from. A failing backend does not stop the
-    others; it is named in ``result.failures`` and makes ``result.ok`` false.
+    others; it is named in ``result.failures`` and makes ``result.ok`` false. So does a
+    reader's snapshot that keeps deleted values in a local SQLite WAL (``result.warnings``).
     """
     runtime = runtime or current()
     config = runtime.settings.retention
@@ -195,6 +207,8 @@ def apply(
         sweeps = sweeper.tenant(tenant_id)
         if not dry_run:
             _record(runtime, tenant_id, sweeps, result)
+    if not dry_run:
+        result.disk = settle(runtime, "run `logkit retention apply` again")
     return result
 
 

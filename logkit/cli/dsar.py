@@ -136,7 +136,9 @@ def delete(
     (the chains still verify), destroy their sealed-payload key, and record the erasure.
 
     Exit 0 when done (or nothing was left), 1 when refused (legal hold, spooled events), not
-    confirmed, or a backend failed (named), 2 on a usage or config error.
+    confirmed, a backend failed (named), or erased values may remain in a local SQLite file's
+    write-ahead log because another connection holds a read snapshot (named: run again once
+    it closes), 2 on a usage or config error.
     """
     from logkit import dsar
     from logkit.errors import LogkitError, RequestRefusedError
@@ -165,6 +167,14 @@ def delete(
     except LogkitError as exc:
         fail(f"erasure failed: {exc}", EXIT_PROBLEM)
     _report(result, json_output)
+    for warning in result.warnings:
+        typer.echo(f"logkit: warning: {warning}", err=True)
+    if result.warnings:
+        import shlex
+
+        again = ["logkit", "dsar", "delete", "--tenant", tenant, "--user", user, "--yes"]
+        again += ["--config", config] if config else []
+        typer.echo(f"logkit: once they have closed, run: {shlex.join(again)}", err=True)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_PROBLEM)
 
 

@@ -62,8 +62,9 @@ def apply(
 ) -> None:
     """Delete expired ops and cost events, erase expired audit payloads, on every backend.
 
-    Exit 0 when every backend did its part, 1 naming each backend that failed, 2 on a
-    usage or config error.
+    Exit 0 when every backend did its part, 1 naming each backend that failed or each local
+    SQLite file where another connection's read snapshot may keep deleted values (run again once
+    it closes), 2 on a usage or config error.
     """
     import logkit
     from logkit import retention
@@ -82,6 +83,8 @@ def apply(
         _print(result)
     for failure in result.as_dict()["failures"]:
         typer.echo(f"logkit: retention failed on {failure}", err=True)
+    for warning in result.warnings:
+        typer.echo(f"logkit: warning: {warning}", err=True)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_PROBLEM)
 
 

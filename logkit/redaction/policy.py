@@ -13,7 +13,8 @@ from logkit.config import RedactionConfig, Settings, load_settings
 from logkit.envelope import Env, StorageClass
 from logkit.errors import ConfigError, RedactionError
 from logkit.redaction.gate import PassThroughRedactor, Redactor
-from logkit.redaction.sealing import KeyProvider, LocalKeyDirectory
+from logkit.redaction.keys import provider_for
+from logkit.redaction.sealing import KeyProvider
 
 
 def master_key(config: RedactionConfig, env: Env) -> bytes:
@@ -90,5 +91,5 @@ def build_gate(settings: Settings) -> tuple[Redactor, dict[StorageClass, Redacto
 
 
 def key_provider(settings: Settings) -> KeyProvider:
-    """Keys of sealed payloads: a local directory (dev); plug a KMS-backed provider in prod."""
-    return LocalKeyDirectory(settings.redaction.encryption_key_dir)
+    """Keys of sealed payloads, as ``[redaction] key_provider`` says (logkit.redaction.keys)."""
+    return provider_for(settings)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from logkit._sqlite import ThreadConnections, immediate, mapped, snapshot
+from logkit._sqlite import Residue, ThreadConnections, immediate, mapped, snapshot
 from logkit.envelope import Event
 from logkit.errors import ConfigError
 from logkit.sinks import cursor
@@ -135,13 +135,21 @@ class SQLiteBackend:
         return problems
 
     def forget_old_pages(self) -> None:
-        """Checkpoint and truncate the WAL after a delete or erasure.
+        """After a delete or erasure: checkpoint and truncate the WAL if nobody is in the way.
 
-        The WAL still holds the page images from before the change until a checkpoint; this
-        copies the zeroed pages into the database and empties the WAL. Best effort: a reader
-        holding an old snapshot keeps the WAL, and the next erasure or checkpoint retries.
+        The WAL holds the page images from before the change until a checkpoint copies the
+        zeroed pages into the database. This attempt does not wait for readers; the erasures
+        (dsar delete, retention apply) call :meth:`scrub` once at the end, which waits within a
+        bound and reports what it could not clear.
         """
-        self.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._connections.scrub(0.0)
+
+    @mapped
+    def scrub(self, wait_s: float) -> list[Residue]:
+        """Checkpoint and truncate the WAL, waiting up to ``wait_s`` for older snapshots;
+        what may be left on disk (and who holds the file open) when a reader kept it."""
+        residue = self._connections.scrub(wait_s)
+        return [] if residue is None else [residue]
 
     def close(self) -> None:
         self._connections.close()

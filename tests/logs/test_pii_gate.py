@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import logkit
-from logkit.redaction.sealing import unseal
+from logkit.redaction.sealing import subject_of, unseal
 from logkit.sinks.protocols import Query, Role
 from tests.conftest import SCOPE
 
@@ -137,7 +137,7 @@ def test_sealed_payload_is_recoverable_until_its_key_is_destroyed(
     tampered = event.replace(event_id="01a2aaaa-0000-7000-8000-000000000000")
     with pytest.raises(logkit.RedactionError, match="does not decrypt"):
         unseal(tampered, keys)  # a ciphertext cannot be moved to another event
-    assert keys.destroy("t_acme/u_7")
+    assert keys.destroy(subject_of("t_acme", "u_7"))
     with pytest.raises(logkit.RedactionError, match="destroyed"):
         unseal(event, keys)
     assert logkit.flush(10)
@@ -146,7 +146,7 @@ def test_sealed_payload_is_recoverable_until_its_key_is_destroyed(
         for e in gated.stores[Role.TIMELINE].query(Query(tenant_id="t_acme")).events
         if e.event_id == event.event_id
     ]
-    assert stored.payload["_sealed"]["subject"] == "t_acme/u_7"
+    assert stored.payload["_sealed"]["subject"] == subject_of("t_acme", "u_7")
 
 
 def test_redaction_key_is_required_outside_dev(configured: Any, tmp_path: Path) -> None:

@@ -304,7 +304,9 @@ def test_legal_hold_blocks_deletion(world: World) -> None:
         dsar.delete("t_held", "u_42")
     result = retention.apply(now=NOW)
     assert "tenant t_held" in result.held
-    assert len(world.read(Role.TIMELINE, "t_held")) == 2
+    # (the retention_applied record's timeline copy arrives through the dispatcher, when it does)
+    kept = [e for e in world.read(Role.TIMELINE, "t_held") if e.event_type != "retention_applied"]
+    assert len(kept) == 2
     assert all(e.payload for e in world.read(Role.AUDIT, "t_held"))
 
 

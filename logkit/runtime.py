@@ -55,6 +55,9 @@ class Runtime:
         drained = all([d.close(deadline.left()) for d in self.dispatchers.values()])
         for backend in self.backends.values():
             backend.close()
+        close_keys = getattr(self.keys, "close", None)
+        if close_keys is not None:  # a store-backed key provider holds its own connections
+            close_keys()
         self.spool.close()
         return drained
 

@@ -63,7 +63,8 @@ MAX_DEPTH = 256
 
 _HAS_DIGIT = re.compile(r"\d", re.ASCII).search
 _MAX_TENANT_KEYS = 4096
-_MIN_CANDIDATE = 6  # the shortest detectable value ("a@b.io") has six characters
+_MIN_CANDIDATE = 6  # the shortest value but an IPv6 ("a@b.io") has six characters
+_MIN_IPV6 = 3  # "::1"
 _MAX_PLAIN_IDENTIFIER = 16  # the shortest secret (an AWS access key id) has twenty
 # The built-in detectors find nothing in a bare digit run shorter than a card (13 digits);
 # with custom detectors, numbers as short as any detectable string are scanned.
@@ -157,11 +158,26 @@ class RegexRedactor:
         Spans are positions in ``text`` as given, also when the match was made on its
         normalised form (a fullwidth card, ``alice%40example.com``).
         """
+        found, _ = self._finds(text, 0)
+        return [(s, e, kind) for s, e, _, kind in resolve(found)]
+
+    def _finds(self, text: str, flags: int) -> tuple[list[Find], bool]:
+        """Finds in ``text`` and in its normalised form (mapped back), before resolution;
+        and whether there was a normalised form. Both forms are scanned: normalising can only
+        add finds (a fullwidth card), never lose one the text as written has (a password
+        with ``%0A`` in a URL stays one token)."""
+        found = self._find(text)
+        if flags:
+            found += self._context_finds(text, flags)
         norm = normalize(text)
         if norm is None:
-            return [(s, e, kind) for s, e, _, kind in resolve(self._find(text))]
+            return found, False
+        more = self._find(norm.text)
+        if flags:
+            more += self._context_finds(norm.text, flags)
         at = norm.original
-        return [(at(s), at(e), kind) for s, e, _, kind in resolve(self._find(norm.text))]
+        found += [(at(s), at(e), priority, kind) for s, e, priority, kind in more]
+        return found, True
 
     def _find(self, text: str) -> list[Find]:  # noqa: PLR0912 - one inlined hot loop
         """Every detector's finds in ``text`` (already normalised), before resolution."""
@@ -261,18 +277,17 @@ class RegexRedactor:
     # --- redacting ------------------------------------------------------------------------
 
     def _text(self, text: str, counts: dict[str, int], tenant_id: str | None, flags: int) -> str:
-        if len(text) < _MIN_CANDIDATE or (
-            len(text) < _MAX_PLAIN_IDENTIFIER and text.isidentifier()
+        size = len(text)
+        if (
+            size < _MIN_IPV6
+            or (size < _MIN_CANDIDATE and ":" not in text)
+            or (size < _MAX_PLAIN_IDENTIFIER and text.isidentifier())
         ):
             # Payload keys and short words ("name", "status", "compute"): no detector can match
             # a bare identifier this short (every kind needs @, separators, or 16+ characters),
             # and skipping them spares the per-call cost of the RE2 trigger pass.
             return text
-        norm = normalize(text)
-        matched = text if norm is None else norm.text
-        found = self._find(matched)
-        if flags:
-            found += self._context_finds(matched, flags)
+        found, normalized = self._finds(text, flags)
         if not found:
             return text
         spans = resolve(found)
@@ -282,12 +297,12 @@ class RegexRedactor:
                 return text
         # Column-wise, so the per-find work runs in C (maps and slices) except the token.
         starts, ends, _, kinds = zip(*spans, strict=True)
-        # The pseudonym is of the value as matched, so "alice%40example.com" and
-        # "alice@example.com" correlate; the span replaced is the one as written.
-        values = map(matched.__getitem__, map(slice, starts, ends))
+        values = map(text.__getitem__, map(slice, starts, ends))
+        if normalized:
+            # The pseudonym is of the value's matching form, so "alice%40example.com" and
+            # "alice@example.com" correlate; the span replaced is the one as written.
+            values = map(_matching_form, values)
         tokens = list(map(self._pseudonyms(tenant_id).token, kinds, values))
-        if norm is not None:
-            starts, ends = tuple(map(norm.original, starts)), tuple(map(norm.original, ends))
         pieces: list[str] = [""] * (2 * len(tokens) + 1)
         pieces[::2] = map(text.__getitem__, map(slice, (0, *ends), (*starts, len(text))))
         pieces[1::2] = tokens
@@ -368,6 +383,11 @@ class RegexRedactor:
         if not counts:
             return value, self.clean
         return _untuple(redacted), RedactionReport(policy=self.policy, counts=counts)
+
+
+def _matching_form(value: str) -> str:
+    norm = normalize(value)
+    return value if norm is None else norm.text
 
 
 def _trigger_set(active: Sequence[Detector]) -> Any:

@@ -7,15 +7,17 @@ HTML character references (``&#64;``). :func:`normalize` rewrites those for matc
 
 * a non-ASCII decimal digit (Unicode ``Nd``) becomes its ASCII digit;
 * a non-ASCII space becomes ``" "``; a dash (``Pd``) or minus sign becomes ``"-"``;
-* format characters (``Cf``: zero-width space/joiners, word joiner, BOM, soft hyphen, bidi
-  controls) and variation selectors are dropped;
 * the fullwidth at sign, full stop, plus and brackets, and fullwidth Latin letters, become
   ASCII;
+* format characters (``Cf``: zero-width space/joiners, word joiner, BOM, soft hyphen, bidi
+  controls) and variation selectors are dropped;
 * ``%XX`` (one level, UTF-8 sequences included) and ``&#64;``/``&#x40;``/``&commat;`` decode.
 
 The engine matches on the normalised text and replaces the *original* span, found through
-:class:`Normalized`'s position map, so nothing of the value as written survives. ASCII text
-without ``%`` or ``&`` (almost every log line) takes the fast path: no copy, no map.
+:class:`Normalized`'s position map, so nothing of the value as written survives. Cost: ASCII
+text without ``%`` or ``&`` (almost every log line) takes the fast path (no copy, no map); the
+one-for-one replacements are a ``str.translate``; only characters that change the length (drops
+and escapes) are visited in Python, runs of them at once.
 """
 
 from __future__ import annotations
@@ -31,53 +33,53 @@ try:  # optional: RE2 answers "is there anything to normalise?" about 10x faster
 except ImportError:  # pragma: no cover - depends on the environment
     _re2 = None
 
-# Characters kept out of the general rules: invisible ones outside Cf (variation selectors,
-# the combining grapheme joiner, Mongolian free variation selectors) are dropped too.
+# Invisible characters outside Cf (variation selectors, the combining grapheme joiner,
+# Mongolian free variation selectors) are dropped too.
 _EXTRA_DROP = frozenset("\u034f\u180b\u180c\u180d\u180f") | frozenset(
     chr(c) for c in range(0xFE00, 0xFE10)
 )
-_FULLWIDTH = "\uff08\uff09\uff0b\uff0e\uff20" + "".join(
-    chr(c) for c in (*range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))
+_FULLWIDTH = frozenset(
+    "\uff08\uff09\uff0b\uff0e\uff20"
+    + "".join(chr(c) for c in (*range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)))
 )
-_DASHES = "\u2212\ufe63\ufe58\u2010\u2011\u2012\u2013\u2014\u2015"
-_SMALL = {"\ufe6b": "@", "\ufe52": ".", "\ufe62": "+"}
+_SMALL = {"\ufe6b": "@", "\ufe52": ".", "\ufe62": "+", "\u2212": "-"}
 
-# One source for both engines: non-ASCII digits and spaces, format characters and the other
-# mapped characters, percent-escapes and character references.
-_CLASS = (
-    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u08e2\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
-    "\ufe00-\ufe0f\ufeff\ufff9-\ufffb\u058a\u05be\u1400\u1806\u2010-\u2015\u2212\u2e17\u2e1a"
-    "\u2e3a\u2e3b\u2e40\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\ufe52\ufe62\ufe6b"
-    "\uff08\uff09\uff0b\uff0d\uff0e\uff20\uff21-\uff3a\uff41-\uff5a"
+# Dropped characters (Cf and the extras) as one class for re; RE2 says \p{Cf} itself.
+_DROP_CLASS = (
+    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u08e2\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f"
 )
-_ESCAPES = r"(?:%[0-9A-Fa-f]{2})+|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
-_SPECIAL = re.compile(
-    r"[^\D\x00-\x7f]|[^\S\x00-\x7f]|["
-    + _CLASS
-    + r"]|\U000e0001|[\U000e0020-\U000e007f]|"
-    + _ESCAPES
+# One-for-one mapped characters besides Nd digits and spaces (dashes, fullwidth, small forms).
+_MAPPED_CLASS = (
+    "\u058a\u05be\u1400\u1806\u2010-\u2015\u2212\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u301c\u3030"
+    "\u30a0\ufe31\ufe32\ufe58\ufe63\ufe52\ufe62\ufe6b\uff08\uff09\uff0b\uff0d\uff0e\uff20"
+    "\uff21-\uff3a\uff41-\uff5a"
 )
-_ASCII_SPECIAL = re.compile(_ESCAPES)
+_ESCAPE = r"(?:%[0-9A-Fa-f]{2})+|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+# What changes the length, class first so sre skips everything else at C speed: a run of
+# dropped characters, a run of %XX escapes, one character reference.
+_LENGTH = re.compile(
+    "[%&" + _DROP_CLASS + "](?:(?<=[" + _DROP_CLASS + "])[" + _DROP_CLASS + "]*"
+    r"|(?<=%)[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*"
+    r"|(?<=&)(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});)"
+)
+_ASCII_ESCAPE = re.compile(_ESCAPE)
+_SPECIAL = re.compile(  # the fallback presence check when RE2 is missing
+    r"[^\D\x00-\x7f]|[^\S\x00-\x7f]|[" + _DROP_CLASS + _MAPPED_CLASS + "]|" + _ESCAPE
+)
 _PRESENCE: Any = None
 if _re2 is not None:
     try:
         _PRESENCE = _re2.compile(
             r"[^\P{Nd}0-9]|[^\P{Z} ]|[\x{85}\x{1c}-\x{1f}]|\p{Cf}|["
-            + _CLASS
+            + _DROP_CLASS
+            + _MAPPED_CLASS
             + r"]|%[0-9A-Fa-f]{2}|&[#A-Za-z]"
         )
     except Exception:  # pragma: no cover - an RE2 that cannot take the class: use re only
         _PRESENCE = None
 
-_table: dict[str, str] = {}
-
-
-def fold(ch: str) -> str:
-    """What one character becomes for matching ("" when dropped; itself when unchanged)."""
-    out = _table.get(ch)
-    if out is None:
-        out = _table[ch] = _fold(ch)
-    return out
+_MAX_CACHED = 1 << 16
 
 
 def _fold(ch: str) -> str:
@@ -88,13 +90,34 @@ def _fold(ch: str) -> str:
         out = " "
     elif category == "Cf" or ch in _EXTRA_DROP:
         out = ""
-    elif category == "Pd" or ch in _DASHES:
+    elif category == "Pd":
         out = "-"
     elif ch in _FULLWIDTH:
         out = chr(ord(ch) - 0xFEE0)
     else:
         out = _SMALL.get(ch, ch)
     return out
+
+
+class _Folds(dict[int, int]):
+    """``str.translate`` table of the one-for-one replacements, filled on first sight of each
+    character (the Unicode tables are not walked at import)."""
+
+    def __missing__(self, code: int) -> int:
+        if len(self) >= _MAX_CACHED:
+            self.clear()
+        out = _fold(chr(code))
+        value = self[code] = ord(out) if len(out) == 1 else code
+        return value
+
+
+_folds = _Folds()
+_decoded: dict[str, str] = {}
+
+
+def fold(ch: str) -> str:
+    """What one character becomes for matching ("" when dropped; itself when unchanged)."""
+    return _fold(ch)
 
 
 class Normalized:
@@ -104,7 +127,7 @@ class Normalized:
 
     def __init__(self, text: str, marks: list[int], deltas: list[int]) -> None:
         self.text = text
-        # After normalised position marks[i], original = normalised + deltas[i].
+        # From normalised position marks[i] on, original = normalised + deltas[i].
         self._marks = marks
         self._deltas = deltas
 
@@ -117,7 +140,7 @@ class Normalized:
 def needs_normalizing(text: str) -> bool:
     """False for text the detectors can read as it is (the fast path)."""
     if text.isascii():
-        return ("%" in text or "&" in text) and _ASCII_SPECIAL.search(text) is not None
+        return ("%" in text or "&" in text) and _ASCII_ESCAPE.search(text) is not None
     if _PRESENCE is not None:
         return _PRESENCE.search(text) is not None
     return _SPECIAL.search(text) is not None
@@ -127,56 +150,71 @@ def normalize(text: str) -> Normalized | None:
     """The matching form of ``text`` with its position map, or None when it is unchanged."""
     if not needs_normalizing(text):
         return None
-    special = _ASCII_SPECIAL if text.isascii() else _SPECIAL
+    mapped = text if text.isascii() else text.translate(_folds)
     pieces: list[str] = []
     marks, deltas = [0], [0]
     npos = opos = 0  # normalised length so far; original position consumed so far
-    for m in special.finditer(text):
-        for ostart, oend, repl in _replacements(m.group(), m.start()):
-            if repl == text[ostart:oend]:
-                continue
-            pieces.append(text[opos:ostart])
-            npos += ostart - opos
-            pieces.append(repl)
-            npos += len(repl)
-            opos = oend
-            marks.append(npos)
-            deltas.append(oend - npos)
+    for m in (_ASCII_ESCAPE if text.isascii() else _LENGTH).finditer(mapped):
+        start, end = m.span()
+        found = m.group()
+        pieces.append(mapped[opos:start])
+        npos += start - opos
+        opos = start
+        if found[0] == "%":
+            npos, opos = _percent(found, start, npos, pieces, marks, deltas)
+            continue
+        if found[0] == "&" and len(found) > 1:
+            char = _reference(found)
+            if not char:
+                continue  # not a reference we decode: the text stays as it is
+            pieces.append(char)
+            npos += 1
+        opos = end
+        marks.append(npos)
+        deltas.append(opos - npos)
     if len(marks) == 1:
-        return None
-    pieces.append(text[opos:])
+        return None if mapped == text else Normalized(mapped, marks, deltas)
+    pieces.append(mapped[opos:])
     return Normalized("".join(pieces), marks, deltas)
 
 
-def _replacements(found: str, at: int) -> list[tuple[int, int, str]]:
-    """``(start, end, replacement)`` for one hit of the special pattern at ``at``."""
-    first = found[0]
-    if first == "%":
-        return _percent(found, at)
-    if first == "&" and len(found) > 1:
+def _reference(found: str) -> str:
+    """The folded character of an HTML character reference ("" when it is none we decode)."""
+    char = _decoded.get(found)
+    if char is None:
         decoded = html.unescape(found)
-        if len(decoded) != 1:
-            return []
-        return [(at, at + len(found), fold(decoded))]
-    return [(at, at + len(found), fold(found))]
+        char = fold(decoded) if len(decoded) == 1 and decoded != found else ""
+        if len(_decoded) >= _MAX_CACHED:
+            _decoded.clear()
+        _decoded[found] = char
+    return char
 
 
-def _percent(run: str, at: int) -> list[tuple[int, int, str]]:
-    """A run of ``%XX`` escapes: ASCII bytes and valid UTF-8 sequences decode, others stay."""
+def _percent(
+    run: str, at: int, npos: int, pieces: list[str], marks: list[int], deltas: list[int]
+) -> tuple[int, int]:
+    """Decode a run of ``%XX`` escapes into ``pieces`` and the map; returns the new
+    (normalised, original) positions. ASCII runs go whole; other bytes one by one, valid UTF-8
+    sequences decoding and invalid ones staying as written."""
     data = bytes.fromhex(run.replace("%", ""))
-    out: list[tuple[int, int, str]] = []
+    if data.isascii():
+        pieces.append(data.decode("ascii"))
+        count = len(data)
+        # Each escape is one character, three in the original: positions step by one and three.
+        marks.extend(range(npos + 1, npos + count + 1))
+        deltas.extend(range(at + 2 - npos, at + 2 - npos + 2 * count, 2))
+        return npos + count, at + 3 * count
     i = 0
     while i < len(data):
         b = data[i]
-        size = 1 if b < 0x80 else 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4
-        if b >= 0x80 and not 0xC2 <= b <= 0xF4:
-            i += 1
-            continue
+        size = 1 if b < 0x80 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4
         try:
-            char = data[i : i + size].decode("utf-8")
+            char = fold(data[i : i + size].decode("utf-8"))
         except UnicodeDecodeError:
-            i += 1
-            continue
-        out.append((at + 3 * i, at + 3 * (i + size), fold(char)))
+            char, size = run[3 * i : 3 * i + 3], 1  # not UTF-8: kept as written
+        pieces.append(char)
+        npos += len(char)
+        marks.append(npos)
+        deltas.append(at + 3 * (i + size) - npos)
         i += size
-    return out
+    return npos, at + 3 * len(data)

@@ -28,6 +28,9 @@ _FIRST_CHUNK = 64
 _CLUSTER_FROM = 8192
 """Texts this long use the RE2 window regex; shorter ones the anchor alone (a call of RE2's
 wrapper costs microseconds, which only pays back on long text)."""
+_CLUSTER_GAP = 64
+"""Hits closer than this share a window on long text: a regex call per window costs more than
+scanning a few dozen characters, and dense text would otherwise make one call per value."""
 _SPAN = re.Match.span
 # In RE2 \w and \s are ASCII; widen them to the Unicode sets re uses (windows may only grow).
 _RE2_CLASSES = {r"\w": r"\pL\pN\pM_", r"\s": r"\s\x0b\x1c-\x1f\x{85}\pZ"}
@@ -48,7 +51,7 @@ class WindowFinder:
         # match that backtracks from the hit (sre has no reverse search).
         self._back = re.compile(r"(?s:.*)[^" + back[1:-1] + "]") if back else None
         self._forward = re.compile(forward) if forward else None
-        self._re2 = _cluster(anchor, self.before + self.after, back, forward)
+        self._re2 = _cluster(anchor, max(self.before + self.after, _CLUSTER_GAP), back, forward)
 
     def __call__(self, text: str) -> list[Window]:
         if self._re2 is not None and len(text) >= _CLUSTER_FROM:

@@ -162,7 +162,8 @@ _SSN_AREA = r"(?:(?<=0)(?!00)|(?<=6)(?!66)|(?<=[1-578]))\d{2}"
 _SSN = re.compile(_NB1 + _SSN_AREA + r"([- ])(?!00)\d{2}\1(?!0000)\d{4}" + _NA, re.ASCII)
 # A bare nine-digit run is an SSN only when the text says so: anything else is an id.
 _SSN_CONTEXT = re.compile(
-    r"[sS](?<!\w[sS])(?i:sn|ocial[ _-]security(?:[ _-]number)?)\W{0,4}(?:#|no\.?|number)?"
+    # "ssn" as a word; "social security" anywhere ("customer_social_security_number=...").
+    r"[sS](?:(?<!\w[sS])(?i:sn)|(?i:ocial[ _-]security(?:[ _-]number)?))\W{0,4}(?:#|no\.?|number)?"
     r"\W{0,3}((?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4})(?![\w])",
     re.ASCII,
 )

@@ -44,15 +44,18 @@ _FULLWIDTH = frozenset(
 )
 _SMALL = {"\ufe6b": "@", "\ufe52": ".", "\ufe62": "+", "\u2212": "-"}
 
-# Dropped characters (Cf and the extras) as one class for re; RE2 says \p{Cf} itself.
+# Dropped characters (Cf as of Unicode 14, and the extras) as one class for re; RE2 says
+# \p{Cf} itself. tests/redaction/test_normalize.py checks the lists against unicodedata.
 _DROP_CLASS = (
-    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u08e2\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f"
+    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb\U000110bd"
+    "\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
 )
 # One-for-one mapped characters besides Nd digits and spaces (dashes, fullwidth, small forms).
 _MAPPED_CLASS = (
-    "\u058a\u05be\u1400\u1806\u2010-\u2015\u2212\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u301c\u3030"
-    "\u30a0\ufe31\ufe32\ufe58\ufe63\ufe52\ufe62\ufe6b\uff08\uff09\uff0b\uff0d\uff0e\uff20"
+    "\u058a\u05be\u1400\u1806\u2010-\u2015\u2212\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c"
+    "\u3030\U00010ead\u30a0\ufe31\ufe32\ufe58\ufe63\ufe52\ufe62\ufe6b\uff08\uff09\uff0b\uff0d\uff0e\uff20"
     "\uff21-\uff3a\uff41-\uff5a"
 )
 _ESCAPE = r"(?:%[0-9A-Fa-f]{2})+|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
@@ -71,7 +74,7 @@ _PRESENCE: Any = None
 if _re2 is not None:
     try:
         _PRESENCE = _re2.compile(
-            r"[^\P{Nd}0-9]|[^\P{Z} ]|[\x{85}\x{1c}-\x{1f}]|\p{Cf}|["
+            r"[^\P{Nd}0-9]|[^\P{Z} ]|[\x{85}\x{1c}-\x{1f}]|\p{Cf}|\p{Pd}|["
             + _DROP_CLASS
             + _MAPPED_CLASS
             + r"]|%[0-9A-Fa-f]{2}|&[#A-Za-z]"
@@ -112,7 +115,7 @@ class _Folds(dict[int, int]):
 
 
 _folds = _Folds()
-_decoded: dict[str, str] = {}
+_decoded: dict[str, str | None] = {}
 
 
 def fold(ch: str) -> str:
@@ -161,14 +164,14 @@ def normalize(text: str) -> Normalized | None:
         npos += start - opos
         opos = start
         if found[0] == "%":
-            npos, opos = _percent(found, start, npos, pieces, marks, deltas)
+            npos, opos = _percent(found, start, npos, (pieces, marks, deltas))
             continue
         if found[0] == "&" and len(found) > 1:
             char = _reference(found)
-            if not char:
+            if char is None:
                 continue  # not a reference we decode: the text stays as it is
             pieces.append(char)
-            npos += 1
+            npos += len(char)
         opos = end
         marks.append(npos)
         deltas.append(opos - npos)
@@ -178,24 +181,24 @@ def normalize(text: str) -> Normalized | None:
     return Normalized("".join(pieces), marks, deltas)
 
 
-def _reference(found: str) -> str:
-    """The folded character of an HTML character reference ("" when it is none we decode)."""
-    char = _decoded.get(found)
-    if char is None:
+def _reference(found: str) -> str | None:
+    """The folded character of an HTML character reference (None when it is none we decode;
+    "" when it decodes to a dropped character)."""
+    if found not in _decoded:
         decoded = html.unescape(found)
-        char = fold(decoded) if len(decoded) == 1 and decoded != found else ""
         if len(_decoded) >= _MAX_CACHED:
             _decoded.clear()
-        _decoded[found] = char
-    return char
+        _decoded[found] = fold(decoded) if len(decoded) == 1 and decoded != found else None
+    return _decoded[found]
 
 
 def _percent(
-    run: str, at: int, npos: int, pieces: list[str], marks: list[int], deltas: list[int]
+    run: str, at: int, npos: int, into: tuple[list[str], list[int], list[int]]
 ) -> tuple[int, int]:
-    """Decode a run of ``%XX`` escapes into ``pieces`` and the map; returns the new
+    """Decode a run of ``%XX`` escapes into (pieces, marks, deltas); returns the new
     (normalised, original) positions. ASCII runs go whole; other bytes one by one, valid UTF-8
     sequences decoding and invalid ones staying as written."""
+    pieces, marks, deltas = into
     data = bytes.fromhex(run.replace("%", ""))
     if data.isascii():
         pieces.append(data.decode("ascii"))

@@ -9,6 +9,7 @@ span is what must disappear: the token of a bearer header, the userinfo of a URL
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import random
@@ -362,7 +363,7 @@ def _spaced_card(r: random.Random) -> str:
     return " ".join(num[i : i + 4] for i in range(0, 16, 4))
 
 
-def evasive(kind: str, r: random.Random) -> str:  # noqa: C901 - one table of shapes per kind
+def evasive(kind: str, r: random.Random) -> str:
     """A value of ``kind`` written in one of the evasive shapes."""
     if kind == "card":
         card_text = _spaced_card(r)
@@ -390,11 +391,12 @@ def evasive(kind: str, r: random.Random) -> str:  # noqa: C901 - one table of sh
             lambda: f"{local}@{domain}".upper().replace("@", "\u200b@\u200b"),
         ]
     elif kind == "iban":
-        compact = iban_compact(*(lambda c, b: (c, b(r)))(*r.choice(_IBAN_BBAN)))
+        country, bban = r.choice(_IBAN_BBAN)
+        compact = iban_compact(country, bban(r))
         grouped = " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
         forms = [
-            lambda: grouped.lower(),
-            lambda: compact.lower(),
+            grouped.lower,
+            compact.lower,
             lambda: _respace(grouped, r, _SPACES),
             lambda: unicode_digits(grouped, r),
         ]
@@ -418,7 +420,7 @@ def evasive(kind: str, r: random.Random) -> str:  # noqa: C901 - one table of sh
     elif kind == "ipv4":
         ip = ipv4(r)
         forms = [
-            lambda: unicode_digits(ip, r),
+            functools.partial(unicode_digits, ip, r),
             lambda: unicode_digits(ip, r).replace(".", "\uff0e"),
         ]
     else:

@@ -184,13 +184,14 @@ def _variant(value: str, r: random.Random) -> str:
         value = corpus.unicode_digits(value, r)
     out = []
     for c in value:
+        written = c
         if c == " " and r.random() < 0.5:
-            c = r.choice([*corpus._SPACES, "%20"])
+            written = r.choice([*corpus._SPACES, "%20"])
         elif c == "-" and r.random() < 0.5:
-            c = r.choice(corpus._DASHES)
+            written = r.choice(corpus._DASHES)
         elif c == "@" and r.random() < 0.5:
-            c = r.choice(["%40", "\uff20", "&#64;"])
-        out.append(c)
+            written = r.choice(["%40", "\uff20", "&#64;"])
+        out.append(written)
         if r.random() < 0.15:
             out.append(r.choice(corpus._ZERO_WIDTH))
     return "".join(out)

@@ -171,7 +171,10 @@ def quality(who: str, sets: dict[str, list[corpus.Doc]], find: Finder, **kw: Any
 
 def speed(redactor: RegexRedactor, texts: list[str]) -> None:
     size = sum(len(t.encode()) for t in texts)
-    seconds = timed(lambda: [redactor.redact(t, tenant_id="t_bench") for t in texts])
+    # Best of three: the machine is shared, and one slow pass says nothing about the code.
+    seconds = min(
+        timed(lambda: [redactor.redact(t, tenant_id="t_bench") for t in texts]) for _ in range(3)
+    )
     line(
         "logkit RegexRedactor throughput",
         size / MB / seconds,
@@ -223,11 +226,8 @@ def per_finding(redactor: RegexRedactor, text: str, found: int) -> None:
         seconds = min(timed(fn) for _ in range(3))
         spent += seconds
         line(f"logkit per finding: {stage}", 1e6 * seconds / found, "us")
-    line(
-        "logkit per finding: the rest (normalise, join, counts)",
-        1e6 * (total - spent) / found,
-        "us",
-    )
+    rest = max(0.0, total - spent)  # stages are timed apart: on a noisy machine this can dip
+    line("logkit per finding: the rest (normalise, join, counts)", 1e6 * rest / found, "us")
 
 
 def presidio_engine() -> Any:

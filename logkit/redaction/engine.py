@@ -359,7 +359,10 @@ class RegexRedactor:
                     nk = self._text(k, counts, tenant_id, 0)
                     nv = self._walk(v, counts, tenant_id, fields.classify(k), depth + 1)
                 else:
-                    nk = self._walk(k, counts, tenant_id, 0, depth + 1)
+                    # A number key is inspected like a number value; other keys (None, bools,
+                    # tuples) stay as they are: a tuple would come back as an unhashable list.
+                    number = isinstance(k, int | float) and not isinstance(k, bool)
+                    nk = self._number(k, counts, tenant_id, 0) if number else k
                     nv = self._walk(v, counts, tenant_id, 0, depth + 1)
                 if out is None and (nk is not k or nv is not v):
                     out = dict(list(value.items())[:i])

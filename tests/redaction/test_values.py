@@ -167,6 +167,8 @@ def test_dict_keys_that_are_numbers_are_inspected() -> None:
     assert isinstance(out, dict)
     (key,) = out
     assert kind_of(key) == "card" and counts == {"card": 1}
+    other = {(4111111111111111, "a@b.com"): 1, None: 2, True: 3}
+    assert redact(other) == (other, {})
 
 
 # --- nesting ----------------------------------------------------------------------------------

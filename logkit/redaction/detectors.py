@@ -43,6 +43,11 @@ class Detector:
     the hit (e.g. ``[\\w.]*``) whose match is added. Both run at C speed and each character is
     looked at once (windows merge), which keeps the scan linear. Write ``\\w`` and ``\\s`` only
     inside classes (the RE2 form of the window widens them to Unicode there)."""
+    trigger: str | None = None
+    """Optional regex (RE2 syntax) that occurs in every text the pattern matches: a shape the
+    engine's one RE2 pass over the text checks before running the detector at all (the digit
+    anchor alone is too coarse: every card would run the SSN pattern). Without one the anchor,
+    then the prefilter, serve."""
 
 
 # --- validators -------------------------------------------------------------------------------
@@ -357,16 +362,34 @@ PII_DETECTORS: tuple[Detector, ...] = (
         "email", _EMAIL, None, ("@",), False, 50, 0, EMAIL_ANCHOR, (0, 0),
         (_EMAIL_CHARS, _EMAIL_CHARS[:-1] + "@]*"),
     ),
-    Detector("iban", _iban_pattern(), iban_ok, DIGITS, False, 45, 0, DIGIT_ANCHOR, _IBAN_WINDOW),
-    Detector("card", _CARD, card_ok, DIGITS, False, 44, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
-    Detector("us_ssn", _SSN, None, DIGITS, False, 43, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
-    Detector("us_ssn", _SSN_CONTEXT, None, DIGITS, False, 43, 1, DIGIT_ANCHOR, _CONTEXT_WINDOW),
+    Detector(
+        "iban", _iban_pattern(), iban_ok, DIGITS, False, 45, 0, DIGIT_ANCHOR, _IBAN_WINDOW,
+        trigger=r"[A-Za-z]{2}\d\d",
+    ),
+    Detector(
+        "card", _CARD, card_ok, DIGITS, False, 44, 0, DIGIT_ANCHOR, _DIGIT_WINDOW,
+        trigger=r"\d{4}[ .-]?\d{4}",
+    ),
+    Detector(
+        "us_ssn", _SSN, None, DIGITS, False, 43, 0, DIGIT_ANCHOR, _DIGIT_WINDOW,
+        trigger=r"\d{3}[- ]\d\d[- ]\d{4}",
+    ),
+    Detector(
+        "us_ssn", _SSN_CONTEXT, None, DIGITS, False, 43, 1, DIGIT_ANCHOR, _CONTEXT_WINDOW,
+        trigger=r"(?i)ssn|social[ _-]security",
+    ),
     Detector(
         "ipv6", _IPV6, ipv6_ok, (":",), False, 42, 0, IPV6_ANCHOR, (0, 0),
         (r"[0-9A-Fa-f:.]", r"[\w.:%]*"),
     ),
-    Detector("ipv4", _IPV4, None, (".",), False, 41, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
-    Detector("phone", _PHONE, phone_ok, DIGITS, False, 30, 0, DIGIT_ANCHOR, _DIGIT_WINDOW),
+    Detector(
+        "ipv4", _IPV4, None, (".",), False, 41, 0, DIGIT_ANCHOR, _DIGIT_WINDOW,
+        trigger=r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d",
+    ),
+    Detector(
+        "phone", _PHONE, phone_ok, DIGITS, False, 30, 0, DIGIT_ANCHOR, _DIGIT_WINDOW,
+        trigger=r"\+[1-9]|\d{3}[-. ]\d{4}|0[1-9]\d{0,3}[ /.-]\d\d",
+    ),
 )  # fmt: skip
 
 DETECTORS: tuple[Detector, ...] = SECRET_DETECTORS + PII_DETECTORS

@@ -394,13 +394,15 @@ def _matching_form(value: str) -> str:
 
 
 def _trigger_set(active: Sequence[Detector]) -> Any:
-    """An RE2 set with one trigger per detector (its anchor, else its prefilter literals), or
-    None (no RE2, or a detector with neither, which must then always run)."""
+    """An RE2 set with one trigger per detector (its trigger, else its anchor, else its
+    prefilter literals), or None (no RE2, or a detector with none, which must always run)."""
     if _re2 is None:
         return None
     triggers = []
     for det in active:
-        if det.anchor is not None:
+        if det.trigger is not None:
+            triggers.append(det.trigger)
+        elif det.anchor is not None:
             triggers.append(det.anchor)
         elif det.prefilter is not None:
             triggers.append("|".join(_re2.escape(p) for p in det.prefilter))

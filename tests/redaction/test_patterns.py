@@ -122,3 +122,30 @@ def spans_in(
     pattern: re.Pattern[str], group: int, text: str, pos: int, end: int
 ) -> list[tuple[int, int]]:
     return [m.span(group) for m in pattern.finditer(text, pos, end)]
+
+
+TRIGGERED = [det for det in d.DETECTORS if det.trigger is not None]
+
+
+@pytest.mark.parametrize("det", TRIGGERED, ids=lambda det: f"{det.kind}-{det.group}")
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from(PIECES), max_size=16))
+def test_a_trigger_occurs_wherever_its_detector_matches(det: d.Detector, parts: list[str]) -> None:
+    """A trigger decides whether the detector runs at all: it must never miss a match."""
+    assert det.trigger is not None
+    text = "".join(parts)
+    if det.pattern.search(text):
+        assert re.search(det.trigger, text), (det.kind, text)
+
+
+def test_triggers_on_the_corpus() -> None:
+    import random
+
+    from tests.redaction import corpus
+
+    r = random.Random(5)
+    for det in TRIGGERED:
+        for _ in range(300):
+            _, value, _ = corpus.plant(det.kind, r)
+            if det.pattern.search(value):
+                assert re.search(det.trigger or "", value), (det.kind, value)

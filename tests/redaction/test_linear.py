@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,3 +104,19 @@ def test_windows_of_many_hits_in_one_token_merge() -> None:
     hits = [(3 + 2 * i + 1, 3 + 2 * i + 2) for i in range(50000)]
     assert finder.widen(text, hits) == [(3, 100003)]
     assert finder(text) == [(3, 100003)]
+
+
+def test_without_re2_the_finds_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RE2 is optional: without it the anchors, windows and presence check run on ``re``."""
+    from logkit.redaction import engine, normalize, windows
+
+    monkeypatch.setattr(engine, "_re2", None)
+    monkeypatch.setattr(windows, "_re2", None)
+    monkeypatch.setattr(normalize, "_PRESENCE", None)
+    plain = RegexRedactor(b"test-master-key")
+    assert plain._trigger_set is None
+    docs = corpus.generate(300, seed=11) + corpus.generate_evasion(300, seed=11)
+    for text, _ in docs:
+        assert plain.scan(text) == R.scan(text)
+    long_text = "".join(text for text, _ in docs)  # past the length where RE2 windows start
+    assert plain.scan(long_text) == R.scan(long_text)

@@ -9,6 +9,7 @@ span is what must disappear: the token of a bearer header, the userinfo of a URL
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import random
@@ -307,6 +308,164 @@ def generate(
             if r.random() < plant_rate:
                 kind = r.choice(KINDS)
                 before, value, after = plant(kind, r)
+                line += " " + before
+                start = pos + len(line)
+                labels.append((kind, start, start + len(value)))
+                line += value + after
+            line += "\n"
+            parts.append(line)
+            pos += len(line)
+        docs.append(("".join(parts), labels))
+    return docs
+
+
+# --- the evasion set: the same kinds written the way filters miss them --------------------------
+#
+# Unicode digits (fullwidth, Arabic-Indic, Devanagari, mathematical bold...), no-break and thin
+# spaces, zero-width characters and soft hyphens inside values, Unicode dashes and minus signs,
+# dots between card groups, lowercase IBANs, percent-encoding and HTML character references,
+# fullwidth "@", internationalised local parts and domains, and lengths past any fixed window.
+# Labels are spans of the text as written: that is what must disappear.
+
+_DIGIT_ZEROS = [0xFF10, 0x0660, 0x06F0, 0x0966, 0x09E6, 0x0E50, 0x1D7CE, 0x0AE6, 0x1040]
+_SPACES = ["\u00a0", "\u202f", "\u2007", "\u2009", "\u2002", "\u3000", "\u205f"]
+_ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]
+_DASHES = ["\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212", "\ufe63", "\uff0d"]
+_IDN_LOCAL = ["jöhn.doe", "zoë", "josé.garcía", "øyvind", "łukasz", "用户", "пользователь"]
+_IDN_DOMAINS = ["example.com", "exämple.de", "bücher.example", "例子.中国", "пример.рф"]
+
+
+def unicode_digits(text: str, r: random.Random) -> str:
+    zero = r.choice(_DIGIT_ZEROS)
+    return "".join(chr(zero + int(c)) if c.isdigit() and c.isascii() else c for c in text)
+
+
+def _respace(text: str, r: random.Random, pool: list[str]) -> str:
+    """Each ASCII space or hyphen between digit groups replaced by one from ``pool``."""
+    return "".join(r.choice(pool) if c in " -" else c for c in text)
+
+
+def _percent(text: str, chars: str) -> str:
+    return "".join(f"%{ord(c):02X}" if c in chars else c for c in text)
+
+
+def _sprinkle(text: str, r: random.Random, n: int) -> str:
+    """``n`` zero-width characters at random inner positions."""
+    chars = list(text)
+    for _ in range(n):
+        chars.insert(r.randint(1, len(chars) - 1), r.choice(_ZERO_WIDTH))
+    return "".join(chars)
+
+
+def _spaced_card(r: random.Random) -> str:
+    prefix, length = r.choice([b for b in _BRANDS if b[1] == 16])
+    num = luhn_complete(prefix, length, r)
+    return " ".join(num[i : i + 4] for i in range(0, 16, 4))
+
+
+def evasive(kind: str, r: random.Random) -> str:
+    """A value of ``kind`` written in one of the evasive shapes."""
+    if kind == "card":
+        card_text = _spaced_card(r)
+        forms = [
+            lambda: unicode_digits(card_text, r),
+            lambda: _respace(card_text, r, _SPACES),
+            lambda: card_text.replace(" ", r.choice(_ZERO_WIDTH)),
+            lambda: card_text.replace(" ", "."),
+            lambda: card_text.replace(" ", r.choice(_DASHES)),
+            lambda: _percent(card_text, " "),
+            lambda: unicode_digits(_respace(card_text, r, _SPACES), r),
+            lambda: _sprinkle(card_text.replace(" ", ""), r, 2),
+        ]
+    elif kind == "email":
+        local, domain = r.choice(_FIRST) + "." + r.choice(_LAST), r.choice(_DOMAINS)
+        forms = [
+            lambda: _sprinkle(f"{local}@{domain}", r, 2),
+            lambda: f"{local}\uff20{domain}",
+            lambda: f"{local}%40{domain}",
+            lambda: f"{local}&#64;{domain}",
+            lambda: f"{local}&commat;{domain}",
+            lambda: f"{r.choice(_IDN_LOCAL)}@{r.choice(_IDN_DOMAINS)}",
+            lambda: f"{local}.{_s(r, string.ascii_lowercase, r.randint(300, 600))}@{domain}",
+            lambda: f"{local}@" + ".".join(_s(r, "abcdefgh", 40) for _ in range(12)) + ".com",
+            lambda: f"{local}@{domain}".upper().replace("@", "\u200b@\u200b"),
+        ]
+    elif kind == "iban":
+        country, bban = r.choice(_IBAN_BBAN)
+        compact = iban_compact(country, bban(r))
+        grouped = " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
+        forms = [
+            grouped.lower,
+            compact.lower,
+            lambda: _respace(grouped, r, _SPACES),
+            lambda: unicode_digits(grouped, r),
+        ]
+    elif kind == "phone":
+        area, mid, last = f"{r.randint(2, 9)}{_d(r, 2)}", f"{r.randint(2, 9)}{_d(r, 2)}", _d(r, 4)
+        forms = [
+            lambda: f"{area}{r.choice(_DASHES)}{mid}{r.choice(_DASHES)}{last}",
+            lambda: f"+1{r.choice(_SPACES)}{area}{r.choice(_SPACES)}{mid}{r.choice(_SPACES)}{last}",
+            lambda: unicode_digits(f"+44 20 {_d(r, 4)} {_d(r, 4)}", r),
+            lambda: _percent(f"+44 20 {_d(r, 4)} {_d(r, 4)}", "+ "),
+            lambda: unicode_digits(f"({area}) {mid}-{last}", r),
+        ]
+    elif kind == "us_ssn":
+        area = r.choice([n for n in range(1, 900) if n != 666])
+        ssn_text = f"{area:03d}-{r.randint(1, 99):02d}-{r.randint(1, 9999):04d}"
+        forms = [
+            lambda: ssn_text.replace("-", r.choice(_DASHES)),
+            lambda: unicode_digits(ssn_text, r),
+            lambda: _respace(ssn_text.replace("-", " "), r, _SPACES),
+        ]
+    elif kind == "ipv4":
+        ip = ipv4(r)
+        forms = [
+            functools.partial(unicode_digits, ip, r),
+            lambda: unicode_digits(ip, r).replace(".", "\uff0e"),
+        ]
+    else:
+        raise ValueError(kind)
+    return r.choice(forms)()
+
+
+EVASION_KINDS: tuple[str, ...] = ("email", "phone", "card", "iban", "us_ssn", "ipv4")
+
+
+def evasive_negative(r: random.Random) -> str:
+    """Shapes that look like the evasive values and are not PII."""
+    bad_card = _spaced_card(r)
+    bad_card = bad_card[:-1] + str((int(bad_card[-1]) + r.randint(1, 9)) % 10)
+    good = iban_compact("DE", _d(r, 18))
+    bad_iban = good[:2] + f"{(int(good[2:4]) + r.randint(1, 50)) % 97 + 2:02d}" + good[4:]
+    date = f"{r.randint(2019, 2026)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"
+    forms = [
+        unicode_digits(date, r), date.replace("-", r.choice(_DASHES)),
+        unicode_digits(f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}", r),
+        unicode_digits(f"v{r.randint(0, 9)}.{r.randint(0, 30)}.{r.randint(0, 99)}", r),
+        f"%2Fv1%2Fitems%2F{_d(r, 5)}", _sprinkle("invoice_total", r, 1),
+        bad_card.replace(" ", "."), _respace(bad_card, r, _SPACES), bad_iban.lower(),
+        unicode_digits(f"ORD-{r.randint(2019, 2026)}-{_d(r, 6)}", r), "a&amp;b &#x2F; c",
+        f"{r.randint(1, 99)}\u00a0%", f"{_d(r, 3)}\u202f{_d(r, 3)}", "50%25 off",
+    ]  # fmt: skip
+    return r.choice(forms)
+
+
+def generate_evasion(n_docs: int, seed: int, *, negative_rate: float = 0.4) -> list[Doc]:
+    """Like :func:`generate`, with one evasive value on most lines and evasive negatives."""
+    r = random.Random(seed)
+    docs: list[Doc] = []
+    for _ in range(n_docs):
+        parts: list[str] = []
+        labels: list[Label] = []
+        pos = 0
+        for _ in range(r.randint(3, 8)):
+            line = filler(r)
+            if r.random() < negative_rate:
+                line += f" ref {evasive_negative(r)} ok"
+            if r.random() < 0.7:
+                kind = r.choice(EVASION_KINDS)
+                value = evasive(kind, r)
+                before, after = r.choice(_CONTEXT[kind]).split("{}")
                 line += " " + before
                 start = pos + len(line)
                 labels.append((kind, start, start + len(value)))

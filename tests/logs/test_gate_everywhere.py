@@ -73,7 +73,8 @@ def _emit(payload: dict[str, Any], **fields: Any) -> list[Any]:
 
 def as_number(kind: str, value: str) -> list[Any]:
     number = int(digits(value))
-    out = _emit({NUMERIC_KEYS[kind]: number, "as_float": float(number) if number < 2**53 else 0})
+    key = NUMERIC_KEYS[kind]
+    out = _emit({key: number, "floats": {key: float(number) if number < 2**53 else 0}})
     out += _emit({"n": number} if kind == "card" else {})
     return out
 
@@ -325,7 +326,7 @@ def test_numbers_and_numeric_strings_are_inspected(
     returned = act(kind, value)
     with logkit.bind(**SCOPE):
         record = logging.makeLogRecord(
-            {"msg": "n", "levelno": logging.INFO, "levelname": "INFO", "n": int(digits(value))}
+            {"msg": "n", "levelno": logging.INFO, NUMERIC_KEYS[kind]: int(digits(value))}
         )
         configured_sqlite.handler.handle(record)
     configured_sqlite.check([digits(value)], returned, act.__name__)

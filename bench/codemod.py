@@ -146,7 +146,7 @@ def main() -> None:
         # libcst's CLI reads its settings from here; the codemod is imported as a module.
         (root / ".libcst.codemod.yaml").write_text(
             "generated_code_marker: '@generated'\nformatter: ['true']\n"
-            "blacklist_patterns: []\nmodules: ['codemods']\nrepo_root: '.'\n"
+            "blacklist_patterns: []\nmodules: ['logkit.codemods']\nrepo_root: '.'\n"
         )
         jobs = str(os.cpu_count() or 1)
         ours, our_diff = timed([str(BIN / "logkit"), "codemod", "apply", "--diff", "engines"], root)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import libcst as cst
 import pytest
-
-from codemods.imports import add_logkit_import
-from codemods.runner import migrate_source
+from logkit.codemods.imports import add_logkit_import
+from logkit.codemods.runner import migrate_source
 
 SITE = """
 

@@ -10,9 +10,8 @@ import libcst.matchers as m
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from codemods.runner import migrate_source
-from codemods.shapes import select
+from logkit.codemods.runner import migrate_source
+from logkit.codemods.shapes import select
 
 HEADER = """from engines.dataset.events.logger import log_event
 from engines.dataset.events.schemas import DatasetEvent

@@ -5,7 +5,8 @@ The module's leading import block is split into groups at blank lines. When ever
 one section (``__future__`` / stdlib / third-party / first-party / relative) and the sections
 come in that order, the import joins its own section's group in sorted position, or becomes a
 group of its own between its neighbours; first party is decided by the tree (the project's
-top-level names, namespace packages included), never by ``__init__.py`` files. A ``from``
+module path under a source root, namespace packages included, as ruff decides it), never by
+``__init__.py`` files. A ``from``
 import of a module the block already imports from, on one unparenthesised line, gets the name
 added there instead. Anything else (mixed groups, imports further down the module, several
 imports on a line) is left to the caller's fallback: libcst's AddImportsVisitor, which puts it
@@ -210,12 +211,14 @@ def _line_section(line: cst.BaseStatement, first_party: Callable[[str], bool]) -
 
 
 def _section(name: str, first_party: Callable[[str], bool]) -> int:
+    """The section of a dotted module; ``first_party`` decides with the full name (ruff: the
+    module's path exists under a source root, or its package is known first party)."""
     top = name.split(".", maxsplit=1)[0]
     if top == "__future__":
         return FUTURE
     if top in sys.stdlib_module_names:
         return STDLIB
-    return FIRST_PARTY if first_party(top) else THIRD_PARTY
+    return FIRST_PARTY if first_party(name) else THIRD_PARTY
 
 
 def _sorted_position(keys: list[tuple[int, str]], ours: tuple[int, str]) -> int:

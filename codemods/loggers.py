@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +37,7 @@ class Logger:
     line: int = 0
     migrated: bool = False  # persists: through logkit already
     in_run: bool = False  # persists: its file is migrated by this run
+    file: str | None = None  # the defining file, relative to the project's root
     problem: str | None = None  # unknown: why
 
 
@@ -65,8 +66,9 @@ def route(loggers: Mapping[str, Logger], name: str) -> Route:
         if logger.kind == "persists":
             if logger.migrated or logger.in_run:
                 return Route(tuple(chain), True)
-            file = logger.path or current
-            return Route(tuple(chain), False, f"{current} is not migrated yet (apply {file} too)")
+            file = logger.file or logger.path or current
+            short = current.rsplit(".", 1)[-1] + "()"
+            return Route(tuple(chain), False, f"{short} is not migrated yet (apply {file} too)")
         current = logger.target
     return Route(tuple(chain), False, "the loggers forward in a circle")
 
@@ -77,6 +79,7 @@ def analyse_loggers(
     locate: Callable[[str], Path | None],
     package_of: Callable[[Path], str],
     in_run: Callable[[Path], bool],
+    relative: Callable[[Path], str] = str,
 ) -> dict[str, Logger]:
     """Each configured logger, read from its module."""
     modules: dict[str, _Module | None] = {}
@@ -89,7 +92,7 @@ def analyse_loggers(
         if parsed is None:
             found[name] = Logger(name, "unknown", problem=f"{module} is not in this tree")
         else:
-            found[name] = parsed.logger(name, attr)
+            found[name] = replace(parsed.logger(name, attr), file=relative(parsed.path))
     return found
 
 

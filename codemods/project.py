@@ -17,7 +17,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -37,9 +37,10 @@ class Project:
     root: Path
     config: CodemodConfig = field(default_factory=CodemodConfig)
     sources: tuple[Path, ...] = ()  # source roots, most specific first; the root when empty
-    first_party: frozenset[str] = frozenset()
+    first_party: frozenset[str] = frozenset()  # isort's known-first-party
     patched: frozenset[str] = frozenset()  # dotted targets and bare attribute names
     loggers: Mapping[str, Logger] = field(default_factory=dict)
+    line_length: int = 88  # ruff's line-length, for the layout of generated code
 
     # --- names -------------------------------------------------------------------------------
 
@@ -58,8 +59,12 @@ class Project:
         module = self.module_of(path)
         return module if path.name == "__init__.py" else module.rpartition(".")[0]
 
-    def is_first_party(self, top: str) -> bool:
-        return top in self.first_party
+    def is_first_party(self, module: str) -> bool:
+        """As ruff's isort decides: the module's path (a directory or a .py file) exists under
+        a source root, namespace packages included; or its top package is known first party."""
+        if module.split(".", 1)[0] in self.first_party:
+            return True
+        return _exists(self.sources or (self.root,), module)
 
     def is_test(self, path: Path) -> bool:
         """Test code (kept as it is: it exercises the legacy contracts)."""
@@ -83,12 +88,14 @@ def discover(
     root = find_root(first)
     config = load_config(root, config_path)
     sources = _sources(root)
+    length = _ruff_table(root).get("line-length")
     project = Project(
         root=root,
         config=config,
         sources=sources,
-        first_party=_first_party(root, sources),
+        first_party=_first_party(root),
         patched=frozenset(_patched_names(root)),
+        line_length=length if isinstance(length, int) else 88,
     )
     running = frozenset(p.resolve() for p in in_run)
     loggers = analyse_loggers(
@@ -96,15 +103,9 @@ def discover(
         locate=lambda module: _locate(project, module),
         package_of=project.package_of,
         in_run=(lambda p: p.resolve() in running) if running else (lambda _p: True),
+        relative=lambda p: _relative(p, root),
     )
-    return Project(
-        root=root,
-        config=config,
-        sources=sources,
-        first_party=project.first_party,
-        patched=project.patched,
-        loggers=loggers,
-    )
+    return replace(project, loggers=loggers)
 
 
 @cache
@@ -130,16 +131,9 @@ def _sources(root: Path) -> tuple[Path, ...]:
     return tuple(sorted((p for p in found if p.is_dir()), key=lambda p: -len(p.parts)))
 
 
-def _first_party(root: Path, sources: tuple[Path, ...]) -> frozenset[str]:
-    """Top-level names under the source roots (namespace packages included), plus
-    isort's known-first-party."""
+def _first_party(root: Path) -> frozenset[str]:
+    """isort's known-first-party, from ruff's table or isort's own."""
     names: set[str] = set()
-    for source in sources or (root,):
-        for entry in _entries(source):
-            if entry.is_dir() and entry.name.isidentifier():
-                names.add(entry.name)
-            elif entry.suffix == ".py" and entry.stem.isidentifier():
-                names.add(entry.stem)
     ruff = _ruff_table(root)
     lint = ruff.get("lint")
     isort = (lint.get("isort") if isinstance(lint, dict) else None) or ruff.get("isort")
@@ -149,16 +143,18 @@ def _first_party(root: Path, sources: tuple[Path, ...]) -> frozenset[str]:
     return frozenset(names)
 
 
+@cache
+def _exists(sources: tuple[Path, ...], module: str) -> bool:
+    relative = Path(*module.split("."))
+    return any(
+        (source / relative).is_dir() or (source / relative).with_suffix(".py").is_file()
+        for source in sources
+    )
+
+
 def _strings(table: object, key: str) -> list[str]:
     values = table.get(key) if isinstance(table, dict) else None
     return [str(v) for v in values] if isinstance(values, list) else []
-
-
-def _entries(directory: Path) -> list[Path]:
-    try:
-        return [e for e in directory.iterdir() if not e.name.startswith(".")]
-    except OSError:
-        return []
 
 
 def _patched_names(root: Path) -> set[str]:
@@ -234,6 +230,11 @@ def _toml(path: Path) -> dict[str, object]:
             return tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError):
         return {}
+
+
+def _relative(path: Path, root: Path) -> str:
+    resolved = path.resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(path)
 
 
 def _module_by_init(path: Path) -> str:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import libcst as cst
-from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import ScopeProvider
 
 from . import direct
@@ -77,9 +76,7 @@ class SinkRewrite:
         direct_plan = self._direct()
         if isinstance(direct_plan, str) or not self.command.unsafe:
             self.command.plan(self.consumer, adapter_call)
-            RemoveImportsVisitor.remove_unused_import_by_node(
-                self.command.context, self.consumer.func
-            )
+            self.command.unused.drop(self.consumer.func)
             self.command.need(LOGKIT)
             reason = (
                 f"{short(self.sink)} is a pure sink: logkit.emit_event(logkit.from_legacy(...))"
@@ -89,8 +86,10 @@ class SinkRewrite:
             unsafe = None if isinstance(direct_plan, str) else UNSAFE_DIRECT
             return Verdict("adapted", reason, self.sink, unsafe)
         event_type = direct_plan()
-        RemoveImportsVisitor.remove_unused_import_by_node(self.command.context, self.built)
-        RemoveImportsVisitor.remove_unused_import_by_node(self.command.context, self.consumer.func)
+        self.command.unused.drop(self.built.func)
+        self.command.unused.drop(self.consumer.func)
+        for prompt in _inline_prompts(self.built, self.command):
+            self.command.unused.drop(prompt)
         self.command.need(LOGKIT)
         reason = f"{short(self.sink)} is a pure sink: logkit.emit({event_type!r}, ...)"
         return Verdict("converted", reason, self.sink, UNSAFE_DIRECT)
@@ -203,6 +202,19 @@ class SinkRewrite:
         if self.shape.name == "model-call-log":
             return direct.model_call_log(args, PROMPT_SNAPSHOT)
         return "no direct mapping for this shape: the adapter maps it"
+
+
+def _inline_prompts(built: cst.Call, command: MigrateLegacyCallSites) -> list[cst.BaseExpression]:
+    """The ``PromptSnapshot`` callee of an inline ``prompt=PromptSnapshot(text=...)``: the
+    direct rewrite keeps only its text."""
+    return [
+        arg.value.func
+        for arg in built.args
+        if arg.keyword is not None
+        and arg.keyword.value == "prompt"
+        and isinstance(arg.value, cst.Call)
+        and PROMPT_SNAPSHOT in command.qualified(arg.value.func)
+    ]
 
 
 def _next_statement(

@@ -22,20 +22,20 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
-from libcst.codemod.visitors import AddImportsVisitor, ImportItem, RemoveImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, ImportItem
 from libcst.metadata import (
     ParentNodeProvider,
     PositionProvider,
-    QualifiedNameProvider,
     QualifiedNameSource,
     ScopeProvider,
 )
-from libcst.metadata.scope_provider import ImportAssignment
+from libcst.metadata.scope_provider import ImportAssignment, Scope
 
 from . import persist
 from .hooks import HOOK_FACTORY, RUNTIME, ClassHooks, Hook, class_hooks, default_value
@@ -46,6 +46,7 @@ from .report import Action, Site
 from .shapes import Shape, select
 from .sinks import SinkRewrite
 from .syntax import imports_logkit, keep_blank_lines, nodes_of, single_name
+from .unused import Unused, exported_names, trim
 from .verdict import Verdict, describe, short
 
 # A rewrite of one node, applied when libcst leaves it (Call, Assign or ExceptHandler).
@@ -57,8 +58,9 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
     """Migrate the legacy loggers, hook defaults and sink call sites of a module onto logkit."""
 
     DESCRIPTION = "Migrate legacy DatasetEvent/ModelCallLog/... logging onto logkit."
+    # Qualified names are asked of the scopes for the few nodes that need them (libcst's
+    # QualifiedNameProvider would visit every node for them).
     METADATA_DEPENDENCIES = (
-        QualifiedNameProvider,
         ScopeProvider,
         PositionProvider,
         ParentNodeProvider,
@@ -92,6 +94,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         self._hooks: dict[cst.ClassDef, ClassHooks] = {}
         self._pending: list[tuple[cst.Call, Shape, Hook, str]] = []
         self._module = cst.Module(body=[])
+        self.unused = Unused()
         self._calls: list[cst.Call] = []
         self._name = self._package = ""
         self._logkit_taken = False
@@ -148,6 +151,8 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         for call in self._calls:
             self._consider(call)
         self._plan_hook_defaults()
+        for statement, names in self.unused.trims(self._scope, exported_names(node)).items():
+            self._plans[statement] = partial(trim, names=names)
         self.sites.sort(key=lambda s: (s.line, s.shape))
         # Nothing to rewrite (every site routed or left): no need to walk the tree again.
         return bool(self._plans or self._lines)
@@ -217,7 +222,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         for receiver in plan.receivers:
             accessor = f"{self._name}.{self._module.code_for_node(receiver)}"
             if not self.project.is_patched(accessor):
-                RemoveImportsVisitor.remove_unused_import_by_node(self.context, receiver)
+                self.unused.drop(receiver)
         self._need(LOGKIT)
         done = ["its storage write now goes through logkit"]
         if plan.prints:
@@ -326,7 +331,7 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         return found
 
     def _line_length(self) -> int:
-        return 100
+        return self.project.line_length
 
     # --- the sites ---------------------------------------------------------------------------
 
@@ -561,9 +566,23 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         plan = self._plans.get(original_node)
         return updated_node if plan is None else plan(updated_node)
 
+    def leave_Import(
+        self, original_node: cst.Import, updated_node: cst.Import
+    ) -> cst.BaseSmallStatement | cst.RemovalSentinel:
+        plan = self._plans.get(original_node)
+        return updated_node if plan is None else plan(updated_node)
+
+    def leave_ImportFrom(
+        self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
+    ) -> cst.BaseSmallStatement | cst.RemovalSentinel:
+        plan = self._plans.get(original_node)
+        return updated_node if plan is None else plan(updated_node)
+
     def leave_SimpleStatementLine(
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
     ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+        if not updated_node.body:
+            return cst.RemoveFromParent()  # its only statement was an import now unused
         if original_node not in self._lines:
             return updated_node
         replacement = self._lines[original_node]
@@ -597,7 +616,8 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
     def _qualified(self, node: cst.CSTNode) -> set[str]:
         """Dotted names ``node`` may refer to: imports resolved (relative ones too), and this
         module's own definitions prefixed with the module's name."""
-        names = self.get_metadata(QualifiedNameProvider, node, set())
+        scope = self._scope(node)
+        names = scope.get_qualified_names_for(node) if scope is not None else set()
         found: set[str] = set()
         for q in names:
             if q.source is QualifiedNameSource.IMPORT:
@@ -616,6 +636,10 @@ class MigrateLegacyCallSites(VisitorBasedCodemodCommand):
         return self.get_metadata(ParentNodeProvider, node, None)
 
     parent = _parent
+
+    def _scope(self, node: cst.CSTNode) -> Scope | None:
+        found: Scope | None = self.get_metadata(ScopeProvider, node, None)
+        return found
 
     def _enclosing(self, node: cst.CSTNode, kind: type[N]) -> N | None:
         current = self._parent(node)
@@ -639,21 +663,24 @@ _LOGKIT_TAKEN = "the name logkit (or legacy_hook) is bound to something else her
 
 
 def _with_value(value: cst.IfExp, column: int, limit: int) -> Plan:
-    """Replace an assignment's value with ``value``, wrapped the way ruff format would when
-    the line would be too long."""
+    """Replace an assignment's value with ``value``, laid out as ruff format would: on the
+    line if it fits, else in parentheses on a line of its own, else one part per line."""
 
-    def rewrite(updated: cst.CSTNode) -> cst.CSTNode:
-        assert isinstance(updated, cst.Assign)
+    def rewrite(updated: cst.Assign) -> cst.Assign:
+        code = cst.Module([]).code_for_node
         flat = updated.with_changes(value=value)
-        if column + len(cst.Module([]).code_for_node(flat)) <= limit:
+        if column + len(code(flat)) <= limit:
             return flat
         # Continuation lines are relative to the statement: libcst adds the block's indent.
         pad = " " * 4
-        code = cst.Module([]).code_for_node
-        text = (
-            f"(\n{pad}{code(value.body)}\n{pad}if {code(value.test)}\n"
-            f"{pad}else {code(value.orelse)}\n)"
-        )
+        inner = code(value)
+        if column + len(pad) + len(inner) <= limit:
+            text = f"(\n{pad}{inner}\n)"
+        else:
+            text = (
+                f"(\n{pad}{code(value.body)}\n{pad}if {code(value.test)}\n"
+                f"{pad}else {code(value.orelse)}\n)"
+            )
         return updated.with_changes(value=cst.parse_expression(text))
 
     return rewrite

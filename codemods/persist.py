@@ -86,11 +86,21 @@ def _method(call: cst.Call) -> str:
 
 
 def _is_print_line(call: cst.Call) -> bool:
-    return (
-        m.matches(call.func, m.Name("print"))
-        and len(call.args) == 1
-        and call.args[0].keyword is None
-        and not call.args[0].star
+    """``print(line)`` to stdout: one positional argument; ``flush=`` and ``file=sys.stdout``
+    change nothing a log line would not do."""
+    if not m.matches(call.func, m.Name("print")) or any(a.star for a in call.args):
+        return False
+    positional = [a for a in call.args if a.keyword is None]
+    keywords = [a for a in call.args if a.keyword is not None]
+    return len(positional) == 1 and all(_harmless(a) for a in keywords)
+
+
+def _harmless(arg: cst.Arg) -> bool:
+    assert arg.keyword is not None
+    if arg.keyword.value == "flush":
+        return True
+    return arg.keyword.value == "file" and m.matches(
+        arg.value, m.Attribute(value=m.Name("sys"), attr=m.Name("stdout"))
     )
 
 
@@ -139,7 +149,11 @@ def log_line(logger: str) -> Callable[[cst.Call], cst.Call]:
     """``print(line)`` -> ``<logger>.info(line)`` (``logger`` is an expression's source)."""
 
     def rewrite(updated: cst.Call) -> cst.Call:
-        return updated.with_changes(func=cst.parse_expression(f"{logger}.info"))
+        line = next(a for a in updated.args if a.keyword is None)
+        return updated.with_changes(
+            func=cst.parse_expression(f"{logger}.info"),
+            args=[line.with_changes(comma=cst.MaybeSentinel.DEFAULT)],
+        )
 
     return rewrite
 

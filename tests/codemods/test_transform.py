@@ -415,7 +415,7 @@ def test_run_persists_through_logkit_and_keeps_the_rest(tmp_path: Path) -> None:
             get_backend().write_event(event)
         except Exception as exc:
             return {"status": "error", "error": str(exc)}
-        print(json.dumps({"t": event.tenantId}))
+        print(json.dumps({"t": event.tenantId}), flush=True)
         print("to a file", file=None)
         return {"status": "accepted"}
     """
@@ -429,7 +429,10 @@ def test_run_persists_through_logkit_and_keeps_the_rest(tmp_path: Path) -> None:
     expected = expected.replace(
         "get_backend().write_event(event)", "logkit.emit_event(logkit.from_legacy(event))"
     )
-    expected = expected.replace('print(json.dumps({"t"', 'logger.info(json.dumps({"t"')
+    expected = expected.replace(
+        'print(json.dumps({"t": event.tenantId}), flush=True)',
+        'logger.info(json.dumps({"t": event.tenantId}))',
+    )
     assert new == expected
     assert "logkit.emit_event(logkit.from_legacy(event))" in new
     assert 'logger.info(json.dumps({"t": event.tenantId}))' in new

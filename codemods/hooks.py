@@ -15,9 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import libcst as cst
 import libcst.matchers as m
+
+from .imports import ImportSpec
+from .loggers import route
+from .shapes import Shape
+from .syntax import nodes_of
+from .verdict import Verdict, short
+
+if TYPE_CHECKING:
+    from .transform import MigrateLegacyCallSites
 
 RUNTIME = "logkit.codemods.runtime"
 HOOK_FACTORY = "legacy_hook"
@@ -35,6 +45,10 @@ class Hook:
     annotation: cst.BaseExpression | None
     migrated: bool = False  # the default is already a legacy_hook(...)
     shapes: set[str] = field(default_factory=set)  # legacy classes seen handed to it
+
+
+# A site handed to a hook: (the construction, its shape, the hook, the via name).
+Pending = tuple[cst.Call, Shape, Hook, str]
 
 
 @dataclass
@@ -141,3 +155,133 @@ def default_value(hook: Hook, routes: dict[str, str]) -> cst.IfExp:
         comparisons=[cst.ComparisonTarget(cst.IsNot(), default)],
     )
     return cst.IfExp(test=test, body=cst.Name(hook.param), orelse=cst.parse_expression(factory))
+
+
+# --- planning the defaults ------------------------------------------------------------------
+
+_TAKEN = "the name logkit (or legacy_hook) is bound to something else here"
+
+
+class HookDefaults:
+    """Decide each hook's default once, after the sites: the sites handed to a hook are routed
+    when its default reaches logkit; a typed hook (``ModelCallLogger``) gets its default even
+    when no site in the module is handed to it."""
+
+    def __init__(self, command: MigrateLegacyCallSites) -> None:
+        self.command = command
+        self.config = command.project.config
+
+    def is_hook_param(self, param: cst.Param) -> bool:
+        if param.name.value in self.config.hook_names:
+            return True
+        return param.annotation is not None and self._names_a_hook_type(param.annotation)
+
+    def plan(self, pending: list[Pending]) -> None:
+        command = self.command
+        decided: dict[int, str | None] = {}
+        for call, shape, hook, via in pending:
+            if id(hook) not in decided:
+                decided[id(hook)] = self._plan_default(hook)
+            problem = decided[id(hook)]
+            if problem is None:
+                target = self._routes(hook).get(shape.simple_name, "logkit")
+                reason = (
+                    f"injected hook {hook.param}: still called when injected; without one its "
+                    f"default now hands the object to {short(target)}"
+                )
+                command.report(call, shape, Verdict("routed", reason, via))
+            else:
+                command.report(call, shape, Verdict("left", problem, via))
+        for hooks in command.hooks.values():
+            for hook in hooks.attrs.values():
+                if id(hook) in decided or hook.default is None or hook.annotation is None:
+                    continue
+                if self._names_a_hook_type(cst.Annotation(hook.annotation)):
+                    problem = self._plan_default(hook)
+                    if problem is not None:
+                        command.report_node(hook.assign, "hook", "left", problem, hook.attr)
+
+    def _names_a_hook_type(self, annotation: cst.Annotation) -> bool:
+        types = self.config.hook_types
+        return any(self.command.qualified(node) & types for node in _names(annotation.annotation))
+
+    def _plan_default(self, hook: Hook) -> str | None:
+        """Rewrite the hook's default; None when it reaches logkit, else why not."""
+        command = self.command
+        if hook.migrated:
+            return None
+        if hook.default is None:
+            return f"the hook {hook.param} is required: it reaches whatever its caller injects"
+        if not isinstance(hook.default, cst.Name | cst.Attribute):
+            return f"the default of {hook.param} is not a name: rewrite it by hand"
+        if command.logkit_taken or command.binds_otherwise(
+            HOOK_FACTORY, lambda n: isinstance(n, cst.ImportFrom)
+        ):
+            return _TAKEN
+        routes = self._routes(hook)
+        for shape, target in routes.items():
+            found = route(command.project.loggers, target)
+            if not found.reaches:
+                return f"{shape} must reach {short(target)}, which does not: {found.problem}"
+        value = default_value(hook, routes)
+        layout = _with_value(value, command.column(hook.assign), command.project.line_length)
+        command.plan(hook.assign, layout)
+        command.need(ImportSpec(RUNTIME, HOOK_FACTORY))
+        where = f"{hook.owner}({hook.param}=...)"
+        targets = ", ".join(f"{cls} to {short(t)}" for cls, t in routes.items())
+        detail = f" (hands {targets}; any other object to logkit)" if targets else ""
+        command.report_node(
+            hook.assign,
+            "hook",
+            "migrated",
+            f"without an injected hook, {where} now logs to logkit{detail}; it never raises",
+            f"{command.module_name}.{hook.owner}.{hook.attr}",
+        )
+        return None
+
+    def _routes(self, hook: Hook) -> dict[str, str]:
+        """Legacy class (simple name) -> the logger a hook default hands it to."""
+        routes = self.config.routes
+        return {
+            cls.rsplit(".", 1)[-1]: routes[cls]
+            for cls in sorted(hook.shapes | self._annotated(hook))
+            if cls in routes
+        }
+
+    def _annotated(self, hook: Hook) -> set[str]:
+        """The legacy classes the hook's annotation names (``Callable[[DatasetEvent], Any]``)."""
+        if hook.annotation is None:
+            return set()
+        classes = set(self.command.by_class)
+        found: set[str] = set()
+        for node in _names(hook.annotation):
+            found |= self.command.qualified(node) & classes
+        return found
+
+
+def _names(node: cst.CSTNode) -> list[cst.CSTNode]:
+    return nodes_of(node, cst.Name, cst.Attribute)
+
+
+def _with_value(value: cst.IfExp, column: int, limit: int) -> Callable[[cst.Assign], cst.Assign]:
+    """Replace an assignment's value with ``value``, laid out as ruff format would: on the
+    line if it fits, else in parentheses on a line of its own, else one part per line."""
+
+    def rewrite(updated: cst.Assign) -> cst.Assign:
+        code = cst.Module([]).code_for_node
+        flat = updated.with_changes(value=value)
+        if column + len(code(flat)) <= limit:
+            return flat
+        # Continuation lines are relative to the statement: libcst adds the block's indent.
+        pad = " " * 4
+        inner = code(value)
+        if column + len(pad) + len(inner) <= limit:
+            text = f"(\n{pad}{inner}\n)"
+        else:
+            text = (
+                f"(\n{pad}{code(value.body)}\n{pad}if {code(value.test)}\n"
+                f"{pad}else {code(value.orelse)}\n)"
+            )
+        return updated.with_changes(value=cst.parse_expression(text))
+
+    return rewrite

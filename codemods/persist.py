@@ -21,9 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libcst as cst
 import libcst.matchers as m
+
+from .imports import LOGKIT, ImportSpec
+from .shapes import select
+from .syntax import nodes_of
+
+if TYPE_CHECKING:
+    from .transform import MigrateLegacyCallSites
 
 _BROAD = frozenset({"Exception", "BaseException"})
 LOGKIT_ERROR = "logkit.LogkitError"
@@ -216,3 +225,77 @@ def _calls(function: cst.FunctionDef) -> list[cst.Call]:
     visitor = _Calls(function)
     function.visit(visitor)
     return visitor.found
+
+
+# --- planning, in the module that defines the logger -------------------------------------------
+
+_TAKEN = "the name logkit is bound to something else here"
+
+
+def plan_loggers(command: MigrateLegacyCallSites) -> None:
+    """Plan the rewrite of each logger of the project that persists and is defined here."""
+    filename = command.context.filename
+    here = Path(filename).resolve() if filename else None
+    for logger in command.project.loggers.values():
+        if logger.kind != "persists" or logger.migrated or logger.path is None:
+            continue
+        if here is None or Path(logger.path).resolve() != here:
+            continue
+        name = logger.name.rsplit(".", 1)[-1]
+        function = next(
+            (
+                f
+                for f in command.tree.body
+                if isinstance(f, cst.FunctionDef) and f.name.value == name
+            ),
+            None,
+        )
+        if function is not None and _selected(command, function):
+            _plan(command, function, logger.name)
+
+
+def _selected(command: MigrateLegacyCallSites, function: cst.FunctionDef) -> bool:
+    """Is the logger's object one of the shapes this run migrates (``--only``)? Read from its
+    first parameter's annotation; unannotated, only when every shape is selected."""
+    params = [*function.params.posonly_params, *function.params.params]
+    annotation = params[0].annotation if params else None
+    if annotation is None:
+        return len(command.shapes) == len(select(None))
+    names: set[str] = set()
+    for node in nodes_of(annotation.annotation, cst.Name, cst.Attribute):
+        names |= command.qualified(node)
+    return bool(names & set(command.by_class))
+
+
+def _plan(command: MigrateLegacyCallSites, function: cst.FunctionDef, name: str) -> None:
+    storage = frozenset(command.project.config.storage)
+    plan = plan_persist(function, storage, command.parent)
+    problems = "; ".join(plan.problems)
+    if not plan.changes:
+        command.report_node(function, "logger", "left", problems or "nothing to migrate", name)
+        return
+    if command.logkit_taken:
+        command.report_node(function, "logger", "left", _TAKEN, name)
+        return
+    for call in plan.writes:
+        command.plan(call, emit_through_logkit)
+    logger = module_logger(command.tree)
+    if plan.prints:
+        if logger is None:
+            command.need(ImportSpec("logging"))
+        line = log_line(logger or "logging.getLogger(__name__)")
+        for call in plan.prints:
+            command.plan(call, line)
+    for handler in plan.handlers:
+        command.plan(handler, also_catch_logkit)
+    for receiver in plan.receivers:
+        accessor = f"{command.module_name}.{command.tree.code_for_node(receiver)}"
+        if not command.project.is_patched(accessor):
+            command.unused.drop(receiver)
+    command.need(LOGKIT)
+    done = ["its storage write now goes through logkit"]
+    if plan.prints:
+        done.append(f"its stdout line is a log line ({logger or 'logging'}.info)")
+    if problems:
+        done.append(problems)
+    command.report_node(function, "logger", "migrated", "; ".join(done), name)

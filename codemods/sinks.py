@@ -96,7 +96,7 @@ class SinkRewrite:
 
     def _problem(self) -> str | None:
         command = self.command
-        local = command.module.code_for_node(self.consumer.func)
+        local = command.tree.code_for_node(self.consumer.func)
         if command.project.is_patched(f"{command.module_name}.{local}", self.sink):
             return f"tests replace {local} in {command.module_name}: the call stays"
         if not sole_argument(self.consumer, self.value):
@@ -191,7 +191,7 @@ class SinkRewrite:
         comments = argument_comments(self.built)
 
         def source(arg: cst.Arg) -> Source:
-            text = command.module.code_for_node(arg.value)
+            text = command.tree.code_for_node(arg.value)
             leading, trailing = comments.get(id(arg), ((), None))
             shiftable = not has_multiline_string(arg.value)
             return Source(text, command.column(arg) - base, shiftable, leading, trailing)

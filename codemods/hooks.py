@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 import libcst as cst
 import libcst.matchers as m
 
+from .config import HOOK_TYPES
 from .imports import ImportSpec
 from .loggers import route
-from .shapes import Shape
+from .shapes import Shape, select
 from .syntax import nodes_of
 from .verdict import Verdict, short
 
@@ -45,6 +46,12 @@ class Hook:
     annotation: cst.BaseExpression | None
     migrated: bool = False  # the default is already a legacy_hook(...)
     shapes: set[str] = field(default_factory=set)  # legacy classes seen handed to it
+    fallback: cst.BaseExpression | None = None  # ``self.x = param or <fallback>``
+
+    @property
+    def effective_default(self) -> cst.BaseExpression | None:
+        """What the attribute holds when nothing is injected (None: the hook is required)."""
+        return self.fallback if self.fallback is not None else self.default
 
 
 # A site handed to a hook: (the construction, its shape, the hook, the via name).
@@ -104,13 +111,20 @@ def _hook_of(owner: str, assign: cst.Assign, params: dict[str, cst.Param]) -> Ho
     assert isinstance(target, cst.Attribute)
     value = assign.value
     migrated = False
+    fallback = None
     if isinstance(value, cst.IfExp) and _is_factory_call(value.orelse):
         value, migrated = value.body, True
+    elif isinstance(value, cst.BooleanOperation) and isinstance(value.operator, cst.Or):
+        migrated = _is_factory_call(value.right)
+        fallback = None if migrated else value.right
+        value = value.left
     if not isinstance(value, cst.Name) or value.value not in params:
         return None
     param = params[value.value]
     annotation = param.annotation.annotation if param.annotation else None
-    return Hook(owner, target.attr.value, value.value, param.default, assign, annotation, migrated)
+    hook = Hook(owner, target.attr.value, value.value, param.default, assign, annotation, migrated)
+    hook.fallback = fallback
+    return hook
 
 
 def _is_factory_call(node: cst.BaseExpression) -> bool:
@@ -145,10 +159,15 @@ def _calls(node: cst.CSTNode) -> list[cst.Call]:
     return visitor.found
 
 
-def default_value(hook: Hook, routes: dict[str, str]) -> cst.IfExp:
-    """``param if param is not <default> else legacy_hook({...})``."""
+def default_value(hook: Hook, routes: dict[str, str]) -> cst.IfExp | cst.BooleanOperation:
+    """``param if param is not <default> else legacy_hook({...})``, or, where the attribute
+    was ``param or <fallback>``, ``param or legacy_hook({...})``."""
     table = ", ".join(f'"{cls}": "{target}"' for cls, target in sorted(routes.items()))
     factory = f"{HOOK_FACTORY}({{{table}}})" if routes else f"{HOOK_FACTORY}()"
+    if hook.fallback is not None:
+        return cst.BooleanOperation(
+            left=cst.Name(hook.param), operator=cst.Or(), right=cst.parse_expression(factory)
+        )
     default = hook.default if hook.default is not None else cst.Name("None")
     test = cst.Comparison(
         left=cst.Name(hook.param),
@@ -194,12 +213,24 @@ class HookDefaults:
                 command.report(call, shape, Verdict("left", problem, via))
         for hooks in command.hooks.values():
             for hook in hooks.attrs.values():
-                if id(hook) in decided or hook.default is None or hook.annotation is None:
+                if id(hook) in decided or hook.effective_default is None or not hook.annotation:
                     continue
-                if self._names_a_hook_type(cst.Annotation(hook.annotation)):
+                if self._typed_and_selected(hook.annotation):
                     problem = self._plan_default(hook)
                     if problem is not None:
                         command.report_node(hook.assign, "hook", "left", problem, hook.attr)
+
+    def _typed_and_selected(self, annotation: cst.BaseExpression) -> bool:
+        """A hook type (``ModelCallLogger``) whose legacy class this run migrates (all of them
+        without ``--only``)."""
+        types: set[str] = set()
+        for node in _names(annotation):
+            types |= self.command.qualified(node) & self.config.hook_types
+        if not types:
+            return False
+        if len(self.command.shapes) == len(select(None)):
+            return True
+        return any(HOOK_TYPES.get(t) in self.command.by_class for t in types)
 
     def _names_a_hook_type(self, annotation: cst.Annotation) -> bool:
         types = self.config.hook_types
@@ -210,9 +241,9 @@ class HookDefaults:
         command = self.command
         if hook.migrated:
             return None
-        if hook.default is None:
+        if hook.effective_default is None:
             return f"the hook {hook.param} is required: it reaches whatever its caller injects"
-        if not isinstance(hook.default, cst.Name | cst.Attribute):
+        if not isinstance(hook.effective_default, cst.Name | cst.Attribute):
             return f"the default of {hook.param} is not a name: rewrite it by hand"
         if command.logkit_taken or command.binds_otherwise(
             HOOK_FACTORY, lambda n: isinstance(n, cst.ImportFrom)
@@ -263,7 +294,9 @@ def _names(node: cst.CSTNode) -> list[cst.CSTNode]:
     return nodes_of(node, cst.Name, cst.Attribute)
 
 
-def _with_value(value: cst.IfExp, column: int, limit: int) -> Callable[[cst.Assign], cst.Assign]:
+def _with_value(
+    value: cst.IfExp | cst.BooleanOperation, column: int, limit: int
+) -> Callable[[cst.Assign], cst.Assign]:
     """Replace an assignment's value with ``value``, laid out as ruff format would: on the
     line if it fits, else in parentheses on a line of its own, else one part per line."""
 
@@ -277,6 +310,8 @@ def _with_value(value: cst.IfExp, column: int, limit: int) -> Callable[[cst.Assi
         inner = code(value)
         if column + len(pad) + len(inner) <= limit:
             text = f"(\n{pad}{inner}\n)"
+        elif isinstance(value, cst.BooleanOperation):
+            text = f"(\n{pad}{code(value.left)}\n{pad}or {code(value.right)}\n)"
         else:
             text = (
                 f"(\n{pad}{code(value.body)}\n{pad}if {code(value.test)}\n"

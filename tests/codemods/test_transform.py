@@ -614,3 +614,59 @@ def test_any_alias_variable_and_use_migrates_and_migrates_once(
             assert f"logkit.emit_event(logkit.from_legacy({var}))" in new
         (root / "engines/site.py").write_text(new)
         assert migrate(root, unsafe=unsafe)[0] == new  # a second run changes nothing
+
+
+def test_a_hook_defaulting_with_or_keeps_its_form(tmp_path: Path) -> None:
+    site = """
+    from engines.nexus.logging import ModelCallLog, ModelCallLogger, PromptSnapshot
+
+
+    def _noop(call):
+        pass
+
+
+    class Service:
+        def __init__(self, model_call_logger: ModelCallLogger | None = None) -> None:
+            self._log = model_call_logger or _noop
+
+        def work(self, t):
+            self._log(ModelCallLog(tenant_id=t, env="dev", model_id="m", purpose="p",
+                                   prompt=PromptSnapshot(text="x"), output_dimensions=1))
+    """
+    new, sites = migrate(with_engine(tmp_path, site))
+    assert "        self._log = model_call_logger or legacy_hook()\n" in new
+    assert [line.split(":")[0] for line in sites] == [
+        "10 migrated via engines.site.Service._log",
+        "13 routed via engines.site.Service._log",
+    ]
+    again, _sites = migrate(with_engine(tmp_path / "again", new))
+    assert again == new
+
+
+def test_a_logger_persisting_through_a_named_helper_migrates_the_helper(tmp_path: Path) -> None:
+    engine = """
+    from engines.nexus.backends import get_backend
+
+
+    def _store(event):
+        get_backend().write_event(event)
+
+
+    def run(event):
+        event.train_ok = False
+        _store(event)
+        return {"status": "accepted"}
+    """
+    site = (
+        f"{IMPORTS}from engines.logging.events.engine import run\n\n\ndef f(t):\n    run({SITE})\n"
+    )
+    files = {"engines/logging/events/engine.py": engine, "engines/site.py": site}
+    config = 'loggers = ["engines.logging.events.engine._store"]\n'
+    root = tree(tmp_path, files, config)
+    _new, sites = migrate(root)
+    assert sites[0].startswith(
+        "6 routed via engines.logging.events.engine.run: run() -> _store() persists"
+    )
+    new, reported = migrate(root, "engines/logging/events/engine.py")
+    assert "def _store(event):\n    logkit.emit_event(logkit.from_legacy(event))" in new
+    assert reported[0].startswith("4 migrated via engines.logging.events.engine._store")

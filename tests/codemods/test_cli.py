@@ -54,21 +54,21 @@ def test_diff_prints_a_unified_diff_and_writes_nothing(engines: Path) -> None:
 
 
 def test_check_fails_before_apply_and_passes_after(engines: Path) -> None:
-    before = runner.invoke(app, ["codemod", "apply", "--check", str(engines)])
+    before = runner.invoke(app, ["codemod", "apply", "--check", "-j", "1", str(engines)])
     assert before.exit_code == 1
     assert "6 would change" in before.output
     assert "migrated: 1 logger implementation, 7 hook defaults; sites: 35 routed" in before.output
     applied = runner.invoke(app, ["codemod", "apply", str(engines), "--jobs", "2"])
     assert applied.exit_code == 0, applied.output
     assert python_sources(engines.parent) == python_sources(AFTER)
-    after = runner.invoke(app, ["codemod", "apply", "--check", str(engines)])
+    after = runner.invoke(app, ["codemod", "apply", "--check", "-j", "1", str(engines)])
     assert after.exit_code == 0, after.output
     assert ", 0 would change" in after.output
     assert "migrated: 0 logger implementations, 0 hook defaults; sites: 35 routed" in after.output
 
 
 def test_json_report_names_how_each_site_reaches_logkit(engines: Path) -> None:
-    result = runner.invoke(app, ["codemod", "apply", "--check", "--json", str(engines)])
+    result = runner.invoke(app, ["codemod", "apply", "--check", "--json", "-j", "1", str(engines)])
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["mode"] == "check" and report["errors"] == []

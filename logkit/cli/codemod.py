@@ -7,14 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from logkit.cli.common import (
-    EXIT_OK,
-    EXIT_PROBLEM,
-    ConfigOption,
-    JsonOption,
-    fail,
-    print_json,
-)
+from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, JsonOption, fail, print_json
 from logkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,6 +24,17 @@ PathsArgument = Annotated[
 OnlyOption = Annotated[
     list[str] | None,
     typer.Option("--only", help="Run only this codemod (repeatable); see `logkit codemod list`."),
+]
+# Not $LOGKIT_CONFIG (the runtime's file, which need not carry a codemod table): the codemod
+# reads the migrated repository's own pyproject.toml / logkit.toml unless told otherwise.
+CodemodConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="pyproject.toml ([tool.logkit.codemod]) or logkit.toml ([codemod]) to read the "
+        "extra loggers, sinks, hooks and storage methods from (default: the repository's own).",
+        show_default=False,
+    ),
 ]
 JobsOption = Annotated[
     int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
@@ -74,7 +78,7 @@ def apply(
     ] = False,
     only: OnlyOption = None,
     jobs: JobsOption = 0,
-    config: ConfigOption = None,
+    config: CodemodConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Migrate legacy logging onto logkit in place (atomically), or show (--diff) or check.
@@ -105,7 +109,7 @@ def apply(
                 mode=mode,
                 jobs=jobs,
                 unsafe=unsafe,
-                config=Path(config) if config else None,
+                config=config,
                 on_start=progress.start,
                 on_file=lambda _outcome: progress.advance(),
             )

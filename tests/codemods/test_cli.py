@@ -168,3 +168,14 @@ def test_an_unparsable_file_is_reported_not_crashed(engines: Path) -> None:
     (line,) = [x for x in result.stderr.splitlines() if "legacy_py2.py" in x]
     assert line.startswith("engines/analytics/legacy_py2.py: error: cannot parse:")
     assert b"logkit.emit_event(" in (engines / "analytics" / "digest.py").read_bytes()
+
+
+def test_the_runtimes_config_file_is_not_the_codemods(
+    engines: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "logkit.toml"
+    runtime.write_text('env = "prod"\n')
+    monkeypatch.setenv("LOGKIT_CONFIG", str(runtime))
+    result = runner.invoke(app, ["codemod", "apply", "--check", "--json", str(engines / "chat")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["config"].endswith("tree/pyproject.toml")

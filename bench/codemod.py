@@ -1,8 +1,10 @@
 """Codemod wall time over a generated 1,000-file tree: `logkit codemod apply --diff` against
 `python -m libcst.tool codemod` running the same transform, in the same run.
 
-The tree has about 100k lines; about 2% of its files construct legacy envelopes. Both tools
-print a unified diff and write nothing; both use one worker per CPU.
+The tree has about 100k lines; about 2% of its files construct legacy envelopes (sites routed
+through run(), a declared sink's call, a class with an injected hook), beside the legacy
+logger implementation and the repository's [tool.logkit.codemod] table. Both tools print a
+unified diff and write nothing; both use one worker per CPU.
 
 Run: .venv/bin/python bench/codemod.py [FILES]
 """
@@ -82,17 +84,42 @@ def keep_{name}(ctx: Any, agent_id: str, created: list[Any]) -> None:
     created.append(evt)
 
 
-def embed_{name}(self: Any, doc: Any) -> None:
-    self._log_model_call(
-        ModelCallLog(
-            tenant_id=self.tenant_id,
-            env=self.env,
-            model_id="text-embedding-3-small",
-            purpose="embed_upsert",
-            prompt=PromptSnapshot(text=doc.text),
-            output_dimensions=3,
+def export_{name}(ctx: Any, agent_id: str) -> None:
+    publish_export(
+        DatasetEvent(
+            tenantId=ctx.tenant_id,
+            env=ctx.env,
+            surface="export",
+            agentId=agent_id,
+            input={{"kind": "{name}"}},
+            output={{}},
         )
     )
+
+
+class Embedder{name}:
+    def __init__(
+        self, tenant_id: str, env: str, model_call_logger: ModelCallLogger | None = None
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.env = env
+        self._model_call_logger = model_call_logger
+
+    def _log_model_call(self, call: ModelCallLog) -> None:
+        if self._model_call_logger is not None:
+            self._model_call_logger(call)
+
+    def embed(self, doc: Any) -> None:
+        self._log_model_call(
+            ModelCallLog(
+                tenant_id=self.tenant_id,
+                env=self.env,
+                model_id="text-embedding-3-small",
+                purpose="embed_upsert",
+                prompt=PromptSnapshot(text=doc.text),
+                output_dimensions=3,
+            )
+        )
 """
 
 HEADER = '''"""Generated module {index} of the benchmark tree."""
@@ -102,14 +129,37 @@ from __future__ import annotations
 from typing import Any
 '''
 LEGACY_IMPORTS = """
-from engines.dataset.events.logger import log_dataset_event
+from engines.analytics.export import publish_export
 from engines.dataset.events.schemas import DatasetEvent
-from engines.nexus.logging import ModelCallLog, PromptSnapshot
+from engines.logging.events.engine import run as log_dataset_event
+from engines.nexus.logging import ModelCallLog, ModelCallLogger, PromptSnapshot
 """
+# The legacy modules the sites name (LEGACY.md), and the repository's codemod table.
+SUPPORT = {
+    "pyproject.toml": (
+        '[tool.logkit.codemod]\nsinks = ["engines.analytics.export.publish_export"]\n'
+    ),
+    "engines/dataset/events/schemas.py": "class DatasetEvent:\n    pass\n",
+    "engines/nexus/logging.py": "class ModelCallLog:\n    pass\n\n\nModelCallLogger = object\n",
+    "engines/nexus/backends.py": "def get_backend():\n    return None\n",
+    "engines/analytics/export.py": "def publish_export(event):\n    pass\n",
+    "engines/logging/events/engine.py": (
+        "from engines.nexus.backends import get_backend\n\n\n"
+        "def run(event):\n"
+        "    try:\n"
+        "        get_backend().write_event(event)\n"
+        "    except Exception as exc:\n"
+        '        return {"status": "error", "error": str(exc)}\n'
+        '    return {"status": "accepted"}\n'
+    ),
+}
 
 
 def generate(root: Path, files: int) -> tuple[int, int]:
     """Write the tree; returns (lines, files with legacy sites)."""
+    for name, text in SUPPORT.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
     rng = random.Random(9)
     legacy = set(rng.sample(range(files), max(1, round(files * LEGACY_SHARE))))
     lines = 0
@@ -146,7 +196,7 @@ def main() -> None:
         # libcst's CLI reads its settings from here; the codemod is imported as a module.
         (root / ".libcst.codemod.yaml").write_text(
             "generated_code_marker: '@generated'\nformatter: ['true']\n"
-            "blacklist_patterns: []\nmodules: ['codemods']\nrepo_root: '.'\n"
+            "blacklist_patterns: []\nmodules: ['logkit.codemods']\nrepo_root: '.'\n"
         )
         jobs = str(os.cpu_count() or 1)
         ours, our_diff = timed([str(BIN / "logkit"), "codemod", "apply", "--diff", "engines"], root)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import libcst as cst
 import libcst.matchers as m
 
-from codemods.layout import Source, Value
+from .layout import Source, Value
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _ACTOR_TYPES = frozenset({"human", "agent", "system"})
@@ -126,8 +126,11 @@ def dataset_event(args: Arguments) -> Emission | str:
         problem = _dataset_field(args, name, payload, fields, groups)
         if problem:
             return problem
+    # The legacy defaults, which the adapter writes out too (consent is always in the payload).
+    if "pii_flags" not in args.by_name:
+        payload.append(("pii_flags", "{}"))
     if "train_ok" not in args.by_name:
-        payload.append(("train_ok", "True"))  # the legacy default, which dataset readers rely on
+        payload.append(("train_ok", "True"))
     return Emission("dataset_event", payload, fields)
 
 

@@ -1,26 +1,53 @@
-"""Where the added ``import logkit`` goes: where isort (and ruff's ``I`` rules) would put it.
+"""Where an added import (``import logkit``, ``from logkit.codemods.runtime import
+legacy_hook``, ``import logging``) goes: where isort (and ruff's ``I`` rules) would put it.
 
 The module's leading import block is split into groups at blank lines. When every group holds
 one section (``__future__`` / stdlib / third-party / first-party / relative) and the sections
-come in that order, ``import logkit`` joins its own section's group in sorted position, or
-becomes a group of its own between its neighbours. Anything else (mixed groups, imports further
-down the module, several imports on a line) is left to the caller's fallback: libcst's
-AddImportsVisitor, which puts it after the last top-level import. An ``import logkit`` or
-``import logkit.x`` already at the top level binds the name, so nothing is added then.
+come in that order, the import joins its own section's group in sorted position, or becomes a
+group of its own between its neighbours; first party is decided by the tree (the project's
+module path under a source root, namespace packages included, as ruff decides it), never by
+``__init__.py`` files. A ``from``
+import of a module the block already imports from, on one unparenthesised line, gets the name
+added there instead. Anything else (mixed groups, imports further down the module, several
+imports on a line) is left to the caller's fallback: libcst's AddImportsVisitor, which puts it
+after the last top-level import. A name already bound by a top-level import is not added again
+(``import logkit.x`` binds ``logkit``).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from codemods.syntax import imports_logkit
+from .syntax import imports_logkit
 
 FUTURE, STDLIB, THIRD_PARTY, FIRST_PARTY, LOCAL = range(5)
 _BLANK = cst.EmptyLine()
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """``import module`` (name None) or ``from module import name``."""
+
+    module: str
+    name: str | None = None
+
+    def statement(self) -> cst.SimpleStatementLine:
+        text = f"from {self.module} import {self.name}" if self.name else f"import {self.module}"
+        line = cst.parse_statement(text)
+        assert isinstance(line, cst.SimpleStatementLine)
+        return line
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (1, self.module.lower()) if self.name else (0, self.module.lower())
+
+
+LOGKIT = ImportSpec("logkit")
 
 
 def add_logkit_import(
@@ -29,13 +56,83 @@ def add_logkit_import(
     fallback: Callable[[cst.Module], cst.Module],
 ) -> cst.Module:
     """``module`` with ``import logkit`` (unless a top-level import already binds it)."""
-    if any(imports_logkit(small) for line in _lines(module.body) for small in line.body):
+    return add_import(module, LOGKIT, first_party, fallback)
+
+
+def add_import(
+    module: cst.Module,
+    spec: ImportSpec,
+    first_party: Callable[[str], bool],
+    fallback: Callable[[cst.Module], cst.Module],
+) -> cst.Module:
+    """``module`` with the import of ``spec`` (unless a top-level import already binds it)."""
+    if _binds(module, spec):
         return module
-    placed = _place(module, first_party)
+    merged = _merge_from(module, spec) if spec.name else None
+    if merged is not None:
+        return merged
+    placed = _place(module, spec, first_party)
     return fallback(module) if placed is None else placed
 
 
-def _place(module: cst.Module, first_party: Callable[[str], bool]) -> cst.Module | None:
+def _binds(module: cst.Module, spec: ImportSpec) -> bool:
+    return any(_bound_by(small, spec) for line in _lines(module.body) for small in line.body)
+
+
+def _bound_by(small: cst.BaseSmallStatement, spec: ImportSpec) -> bool:
+    if spec.name is None:
+        if spec.module == "logkit" and imports_logkit(small):
+            return True
+        return isinstance(small, cst.Import) and any(
+            a.asname is None and _name(a.name) == spec.module for a in small.names
+        )
+    if not isinstance(small, cst.ImportFrom) or _from(small) != spec.module:
+        return False
+    names = small.names
+    return not isinstance(names, cst.ImportStar) and any(
+        a.asname is None and _name(a.name) == spec.name for a in names
+    )
+
+
+def _merge_from(module: cst.Module, spec: ImportSpec) -> cst.Module | None:
+    """Add ``spec.name`` to a one-line ``from spec.module import ...`` of the top block."""
+    body = list(module.body)
+    for index, line in enumerate(body):
+        if not _is_import_line(line):
+            continue
+        assert isinstance(line, cst.SimpleStatementLine)
+        small = line.body[0]
+        if (
+            len(line.body) == 1
+            and isinstance(small, cst.ImportFrom)
+            and _from(small) == spec.module
+            and not isinstance(small.names, cst.ImportStar)
+            and small.lpar is None
+        ):
+            aliases = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in small.names]
+            aliases.append(cst.ImportAlias(cst.Name(spec.name or "")))
+            aliases.sort(key=lambda a: _member_key(_name(a.name)))
+            separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            spaced = [a.with_changes(comma=separator) for a in aliases[:-1]] + aliases[-1:]
+            body[index] = line.with_changes(body=[small.with_changes(names=spaced)])
+            return module.with_changes(body=body)
+    return None
+
+
+def _member_key(name: str) -> tuple[int, str]:
+    """isort's order-by-type: CONSTANTS, then Classes, then everything else."""
+    if len(name) > 1 and name.isupper():
+        return 0, name
+    return (1 if name[:1].isupper() else 2), name.lower()
+
+
+def _from(node: cst.ImportFrom) -> str:
+    return "." * len(node.relative) + _name(node.module)
+
+
+def _place(
+    module: cst.Module, spec: ImportSpec, first_party: Callable[[str], bool]
+) -> cst.Module | None:
     body: list[cst.BaseStatement] = list(module.body)
     start = 1 if body and _is_docstring(body[0]) else 0
     end = start
@@ -48,11 +145,11 @@ def _place(module: cst.Module, first_party: Callable[[str], bool]) -> cst.Module
     sections = [section for section in found if section is not None]
     if len(sections) < len(found) or sections != sorted(set(sections)):
         return None  # not one section per group, in order: do not guess
-    ours = _section("logkit", first_party)
-    new = cst.SimpleStatementLine([cst.Import([cst.ImportAlias(cst.Name("logkit"))])])
+    ours = _section(spec.module, first_party)
+    new = spec.statement()
     for group, section in zip(groups, sections, strict=True):
         if section == ours:
-            position = _sorted_position([_sort_key(body[i]) for i in group])
+            position = _sorted_position([_sort_key(body[i]) for i in group], spec.key)
             if position == len(group):
                 body.insert(group[-1] + 1, new)
             else:
@@ -114,19 +211,20 @@ def _line_section(line: cst.BaseStatement, first_party: Callable[[str], bool]) -
 
 
 def _section(name: str, first_party: Callable[[str], bool]) -> int:
+    """The section of a dotted module; ``first_party`` decides with the full name (ruff: the
+    module's path exists under a source root, or its package is known first party)."""
     top = name.split(".", maxsplit=1)[0]
     if top == "__future__":
         return FUTURE
     if top in sys.stdlib_module_names:
         return STDLIB
-    return FIRST_PARTY if first_party(top) else THIRD_PARTY
+    return FIRST_PARTY if first_party(name) else THIRD_PARTY
 
 
-def _sorted_position(keys: list[tuple[int, str]]) -> int:
-    """Where ``import logkit`` goes among a group's lines: isort's order (``import x`` lines
-    before ``from x import`` lines) or by module alone (force-sort-within-sections), whichever
-    the group follows; at its end if it follows neither."""
-    ours = (0, "logkit")
+def _sorted_position(keys: list[tuple[int, str]], ours: tuple[int, str]) -> int:
+    """Where the import goes among a group's lines: isort's order (``import x`` lines before
+    ``from x import`` lines) or by module alone (force-sort-within-sections), whichever the
+    group follows; at its end if it follows neither."""
     if keys == sorted(keys):
         return next((i for i, key in enumerate(keys) if key > ours), len(keys))
     names = [name for _, name in keys]

@@ -1,10 +1,14 @@
-"""Run the codemod over a tree: prefilter, parse in parallel, verify, write atomically.
+"""Run the codemod over a tree: the project once, then prefilter, parse in parallel, verify,
+write atomically.
 
-Files are read as bytes and written back in their own encoding. A file whose text names no
-legacy class is never parsed (the prefilter is a substring test, which every reference to a
-legacy class must pass, aliases and ``module.Class`` included). A rewritten file is parsed
-again before anything is written, and is written through a temporary file and ``os.replace``,
-so a crash or a bad rewrite never leaves a half-written or unparsable file behind.
+The project (:mod:`.project`: root, config, first-party names, the names tests patch, the
+loggers read from their modules) is computed once here and handed to the workers. Files are
+read as bytes and written back in their own encoding. Test files are never changed. A file
+whose text names no legacy class or hook type is never parsed (a substring test, which every
+reference must pass, aliases and ``module.Class`` included), except the logger implementations
+being migrated. A rewritten file is parsed again before anything is written, and is written
+through a temporary file and ``os.replace``, so a crash or a bad rewrite never leaves a
+half-written or unparsable file behind.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from typing import Literal
 import libcst as cst
 from libcst.codemod import CodemodContext
 
-from codemods.report import Site
-from codemods.resolve import module_of, package_of
-from codemods.shapes import SHAPES, select
-from codemods.transform import MigrateLegacyCallSites
+from .project import Project, discover
+from .report import Site
+from .shapes import select
+from .transform import MigrateLegacyCallSites
 
 Mode = Literal["write", "diff", "check"]
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
@@ -43,7 +47,9 @@ class FileOutcome:
 class Summary:
     files_scanned: int = 0
     files_parsed: int = 0
+    files_tests: int = 0  # test files: never changed
     outcomes: list[FileOutcome] = field(default_factory=list)
+    project: Project | None = None
 
     @property
     def changed(self) -> list[str]:
@@ -75,26 +81,66 @@ def mentions_legacy(source: bytes, names: tuple[bytes, ...]) -> bool:
 
 
 def migrate_source(
-    source: bytes, path: Path, only: tuple[str, ...] | None = None
+    source: bytes,
+    path: Path,
+    only: tuple[str, ...] | None = None,
+    *,
+    project: Project | None = None,
+    unsafe: bool = False,
 ) -> tuple[bytes, list[Site]]:
-    """Run the codemod over one file's bytes; raises libcst.ParserSyntaxError if unparsable."""
+    """Run the codemod over one file's bytes; raises libcst.ParserSyntaxError if unparsable.
+
+    Without ``project``, the one of ``path``'s tree (found from the file, as libcst's CLI does).
+    """
     module = cst.parse_module(source)
+    project = project or discover([path], in_run=[path])
     context = CodemodContext(
         filename=str(path),
-        full_module_name=module_of(path),
-        full_package_name=package_of(path),
+        full_module_name=project.module_of(path),
+        full_package_name=project.package_of(path),
     )
-    command = MigrateLegacyCallSites(context, only)
+    command = _command(context, only, unsafe, project)
     new = command.transform_module(module)
     return new.bytes, command.sites
 
 
-def process_file(path: str, only: tuple[str, ...] | None, mode: Mode) -> FileOutcome:
+_COMMANDS: dict[tuple[tuple[str, ...] | None, bool], MigrateLegacyCallSites] = {}
+
+
+def _command(
+    context: CodemodContext, only: tuple[str, ...] | None, unsafe: bool, project: Project
+) -> MigrateLegacyCallSites:
+    """One command per worker and options, given each file's context: building a libcst
+    command inspects all its methods, which costs more than transforming a small file."""
+    command = _COMMANDS.get((only, unsafe))
+    if command is None:
+        command = _COMMANDS[(only, unsafe)] = MigrateLegacyCallSites(
+            context, only, unsafe=unsafe, project=project
+        )
+    command.context = context
+    command.use(project)
+    return command
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs besides the file: picklable."""
+
+    project: Project
+    only: tuple[str, ...] | None = None
+    mode: Mode = "write"
+    unsafe: bool = False
+
+
+def process_file(path: str, job: Job) -> FileOutcome:
     """One file, start to end: transform, verify, then write (mode "write") or diff."""
     outcome = FileOutcome(path)
+    mode = job.mode
     try:
         source = Path(path).read_bytes()
-        new, outcome.sites = migrate_source(source, Path(path), only)
+        new, outcome.sites = migrate_source(
+            source, Path(path), job.only, project=job.project, unsafe=job.unsafe
+        )
         if new == source:
             return outcome
         cst.parse_module(new)  # never write (or propose) a file that does not parse
@@ -149,25 +195,36 @@ def run(
     only: tuple[str, ...] | None = None,
     mode: Mode = "write",
     jobs: int = 0,
+    unsafe: bool = False,
+    config: Path | None = None,
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
 ) -> Summary:
-    """Migrate every candidate file; ``jobs`` 0 means one worker per CPU."""
-    shapes = select(only)
-    names = tuple(shape.simple_name.encode() for shape in (shapes or SHAPES))
-    summary = Summary()
+    """Migrate every candidate file; ``jobs`` 0 means one worker per CPU.
+
+    Raises logkit.ConfigError when the codemod table is invalid.
+    """
+    paths = list(paths)
+    files = list(python_files(paths))
+    project = discover(paths, config, in_run=files)
+    summary = Summary(files_scanned=len(files), project=project)
+    names = _prefilter_names(project, only)
+    implementations = {Path(lg.path).resolve() for lg in project.loggers.values() if lg.path}
     candidates: list[str] = []
-    for path in python_files(paths):
-        summary.files_scanned += 1
+    for path in files:
+        if project.is_test(path):
+            summary.files_tests += 1
+            continue
         try:
-            if mentions_legacy(path.read_bytes(), names):
+            if mentions_legacy(path.read_bytes(), names) or path.resolve() in implementations:
                 candidates.append(str(path))
         except OSError as exc:
             summary.outcomes.append(FileOutcome(str(path), error=_one_line(exc)))
     summary.files_parsed = len(candidates)
     if on_start is not None:
         on_start(len(candidates))
-    for outcome in _process_all(candidates, only, mode, jobs or os.cpu_count() or 1):
+    job = Job(project, only, mode, unsafe)
+    for outcome in _process_all(candidates, job, jobs or os.cpu_count() or 1):
         summary.outcomes.append(outcome)
         if on_file is not None:
             on_file(outcome)
@@ -175,16 +232,21 @@ def run(
     return summary
 
 
-def _process_all(
-    candidates: list[str], only: tuple[str, ...] | None, mode: Mode, jobs: int
-) -> Iterator[FileOutcome]:
+def _prefilter_names(project: Project, only: tuple[str, ...] | None) -> tuple[bytes, ...]:
+    """The legacy class names, and the hook types' (a hook is typed, maybe not yet used)."""
+    names = [shape.simple_name for shape in select(only)]
+    names += [hook.rsplit(".", 1)[-1] for hook in project.config.hook_types]
+    return tuple(dict.fromkeys(name.encode() for name in names))
+
+
+def _process_all(candidates: list[str], job: Job, jobs: int) -> Iterator[FileOutcome]:
     workers = min(jobs, len(candidates))
     if workers <= 1:
         # One worker is this process: no start-up cost for the common handful of files.
-        yield from (process_file(path, only, mode) for path in candidates)
+        yield from (process_file(path, job) for path in candidates)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(process_file, path, only, mode) for path in candidates]
+        futures = [pool.submit(process_file, path, job) for path in candidates]
         for future in as_completed(futures):
             yield future.result()
 

@@ -1,8 +1,7 @@
-"""The legacy shapes the codemods know: which class, which loggers, which rewrite.
-
-One :class:`Shape` per legacy envelope of LEGACY.md, registered under the name ``--only``
-takes. A shape is matched by the fully qualified name of its class, resolved through the
-file's imports, so a lookalike class from another module is never touched.
+"""The legacy envelopes the codemods know, one :class:`Shape` each, under the name ``--only``
+takes. A construction is matched by the fully qualified name of its class, resolved through
+the file's imports, so a lookalike class from another module is never touched. Which loggers,
+hooks, sinks and storage methods there are is the repository's business: :mod:`.config`.
 """
 
 from __future__ import annotations
@@ -24,9 +23,6 @@ class Shape:
     name: str  # the registry name, e.g. "dataset-event"
     class_name: str  # fully qualified
     summary: str  # one line for `logkit codemod list`
-    # Call names (the last segment: `log_event`, `self._log_model_call`) that consume the object
-    # as their only argument and whose result the legacy code may ignore.
-    loggers: frozenset[str] = frozenset()
     # Set when constructions are never rewritten: why, for the report.
     left_reason: str | None = None
 
@@ -39,36 +35,17 @@ SHAPES: tuple[Shape, ...] = (
     Shape(
         name="dataset-event",
         class_name=DATASET_EVENT,
-        summary="DatasetEvent handed to a logger -> logkit.emit('dataset_event', ...) "
-        "(or the adapter where the object must stay)",
-        loggers=frozenset(
-            {
-                "log_event",
-                "_log_event",
-                "log_dataset_event",
-                "_log_dataset_event",
-                "audit_logger",
-                "_audit_logger",
-                "write_event",
-            }
-        ),
+        summary="DatasetEvent: routed through run() (migrated), hooks and sinks -> logkit",
     ),
     Shape(
         name="model-call-log",
         class_name=MODEL_CALL_LOG,
-        summary="ModelCallLog(+PromptSnapshot) handed to a logger -> "
-        "logkit.emit('model_call_ended', ...) (or the adapter)",
-        loggers=frozenset(
-            {"log_model_call", "_log_model_call", "model_call_logger", "_model_call_logger"}
-        ),
+        summary="ModelCallLog(+PromptSnapshot): injected hooks default to logkit; sinks",
     ),
     Shape(
         name="event-log-entry",
         class_name=EVENT_LOG_ENTRY,
-        summary="EventLogEntry handed to a logger -> logkit.emit_event(logkit.from_legacy(...))",
-        loggers=frozenset(
-            {"log_event", "_log_event", "write_event", "log_entry", "write_entry", "append_entry"}
-        ),
+        summary="EventLogEntry: routed through default_event_logger() -> run() -> logkit",
     ),
     Shape(
         name="stream-event",

@@ -67,7 +67,7 @@ def _collect(space: cst.BaseParenthesizableWhitespace, above: list[str], same: l
 
 
 def keep_blank_lines(before: cst.Module, after: cst.Module) -> cst.Module:
-    """RemoveImportsVisitor drops an unused import line with the blank lines above it, gluing
+    """Removing an unused import line (:mod:`.unused`) drops the blank lines above it, gluing
     two import groups together: the next line of the module header gets them back."""
     body = list(after.body)
     carried: Sequence[cst.EmptyLine] = ()

@@ -159,14 +159,18 @@ def from_dataset_event(legacy: Any, **scope: Any) -> Event:
         _get(legacy, "analytics_event_type") == "audit"
         and _get(legacy, "analytics_platform") == "internal"
     )
+    # Consent travels with the event and is always in the payload: train_ok (the training
+    # opt-out the legacy logger computed) and pii_flags (its PII findings), with the legacy
+    # model's defaults (True, {}) when a mapping lacks them.
+    train_ok = _get(legacy, "train_ok")
     b.payload.update(
         _compact(
             {
                 "agent_id": _get(legacy, "agentId"),
                 "input": _get(legacy, "input"),
                 "output": _get(legacy, "output"),
-                "pii_flags": _get(legacy, "pii_flags"),
-                "train_ok": _get(legacy, "train_ok"),
+                "pii_flags": _get(legacy, "pii_flags") or {},
+                "train_ok": True if train_ok is None else train_ok,
                 "metadata": metadata,
                 "analytics_event_type": _get(legacy, "analytics_event_type"),
                 "analytics_platform": _get(legacy, "analytics_platform"),

@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     stream: StreamConfig = StreamConfig()
     retention: RetentionConfig = RetentionConfig()
     gcp_project: str | None = None
+    # `logkit codemod`'s own [codemod] table (loggers, sinks, hooks, storage: codemods/config.py
+    # validates it); declared so that a logkit.toml carrying it still loads here.
+    codemod: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import libcst as cst
 import pytest
-
-from codemods.imports import add_logkit_import
-from codemods.runner import migrate_source
+from logkit.codemods.imports import ImportSpec, add_import, add_logkit_import
+from logkit.codemods.project import discover
+from logkit.codemods.runner import migrate_source
 
 SITE = """
 
@@ -22,7 +24,9 @@ def _fallback(module: cst.Module) -> cst.Module:
 
 
 def place(source: str) -> str:
-    first_party = {"engines", "shared"}.__contains__
+    def first_party(module: str) -> bool:
+        return module.split(".", maxsplit=1)[0] in {"engines", "shared"}
+
     return add_logkit_import(cst.parse_module(source), first_party, _fallback).code
 
 
@@ -88,28 +92,161 @@ def test_the_import_goes_where_an_import_sorter_puts_it(source: str, expected: s
     assert place(source) == expected
 
 
+def place_spec(source: str, spec: ImportSpec) -> str:
+    def first_party(module: str) -> bool:
+        return module.split(".", maxsplit=1)[0] in {"engines", "shared"}
+
+    return add_import(cst.parse_module(source), spec, first_party, _fallback).code
+
+
+HOOK = ImportSpec("logkit.codemods.runtime", "legacy_hook")
+
+
+@pytest.mark.parametrize(
+    ("source", "spec", "expected"),
+    [
+        pytest.param(
+            "import os\n\nfrom pydantic import BaseModel\n\nfrom engines import x\n",
+            HOOK,
+            "import os\n\nfrom logkit.codemods.runtime import legacy_hook\n"
+            "from pydantic import BaseModel\n\nfrom engines import x\n",
+            id="from-import-sorted-into-third-party",
+        ),
+        pytest.param(
+            "import attrs\nfrom logkit.codemods.runtime import Other, zed\n",
+            HOOK,
+            "import attrs\nfrom logkit.codemods.runtime import Other, legacy_hook, zed\n",
+            id="merged-into-the-same-module-order-by-type",
+        ),
+        pytest.param(
+            "from logkit.codemods.runtime import legacy_hook\n",
+            HOOK,
+            "from logkit.codemods.runtime import legacy_hook\n",
+            id="already-bound",
+        ),
+        pytest.param(
+            "from __future__ import annotations\n\nimport json\n\nimport logkit\n",
+            ImportSpec("logging"),
+            "from __future__ import annotations\n\nimport json\nimport logging\n\nimport logkit\n",
+            id="stdlib-into-stdlib",
+        ),
+    ],
+)
+def test_other_imports_go_where_an_import_sorter_puts_them(
+    source: str, spec: ImportSpec, expected: str
+) -> None:
+    assert place_spec(source, spec) == expected
+
+
+CONFIG = '[tool.logkit.codemod]\nsinks = ["engines.export.publish"]\n'
+SINK_SITE = """
+
+def f(t):
+    publish(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={}))
+"""
+# The modules the headers import from: ruff decides first party by their paths.
+MODULES = ("engines/export.py", "engines/a.py", "engines/z.py", "engines/dataset/events/schemas.py")
+
+
+def migrate_in_tree(root: Path, header: str, name: str = "engines/x/site.py") -> str:
+    (root / "pyproject.toml").write_text(CONFIG)
+    for module in MODULES:
+        (root / module).parent.mkdir(parents=True, exist_ok=True)
+        (root / module).touch()
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + SINK_SITE)
+    new, _sites = migrate_source(path.read_bytes(), path, project=discover([root]))
+    return new.decode()
+
+
 def test_logkit_testing_binds_logkit_so_no_second_import(tmp_path: Path) -> None:
-    source = (
-        "from engines.dataset.events.logger import log_event\n"
+    header = (
         "from engines.dataset.events.schemas import DatasetEvent\n"
-        "import logkit.testing\n" + SITE
+        "from engines.export import publish\n"
+        "import logkit.testing\n"
     )
-    new, sites = migrate_source(source.encode(), tmp_path / "site.py")
-    assert "logkit.emit(" in new.decode()
-    assert new.decode().count("import logkit") == 1
-    assert [s.action for s in sites] == ["converted"]
+    new = migrate_in_tree(tmp_path, header)
+    assert "logkit.emit_event(" in new and new.count("import logkit") == 1
 
 
-def test_first_party_is_the_own_package_and_its_siblings(tmp_path: Path) -> None:
-    for package in ("engines/x", "shared"):
-        (tmp_path / package).mkdir(parents=True)
-    for init in ("engines/__init__.py", "engines/x/__init__.py", "shared/__init__.py"):
-        (tmp_path / init).write_text("")
-    source = (
+def test_first_party_is_decided_by_the_tree_namespace_packages_included(tmp_path: Path) -> None:
+    """engines/ has no __init__.py (a namespace package): still first party, so logkit goes
+    in the third-party group above it, never inside the engines group."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "__init__.py").write_text("")
+    header = (
         "import os\n\n"
-        "from engines.dataset.events.logger import log_event\n"
+        "import pydantic\n\n"
         "from engines.dataset.events.schemas import DatasetEvent\n"
-        "from shared import tools\n" + SITE
+        "from engines.export import publish\n"
+        "from shared import tools\n"
     )
-    new, _sites = migrate_source(source.encode(), tmp_path / "engines/x/site.py")
-    assert new.decode().startswith("import os\n\nimport logkit\n\nfrom shared import tools\n\n")
+    new = migrate_in_tree(tmp_path, header)
+    assert not (tmp_path / "engines" / "__init__.py").exists()
+    assert new.startswith(
+        "import os\n\nimport logkit\nimport pydantic\n\n"
+        "from engines.dataset.events.schemas import DatasetEvent\nfrom shared import tools\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        pytest.param(
+            "import os\n\nfrom engines.export import publish\nfrom engines.z import z\n\n"
+            "from .schemas import DatasetEvent\n",
+            "engines/dataset/events/site.py",
+            id="first-of-its-group",
+        ),
+        pytest.param(
+            "import os\n\nfrom engines.a import a\nfrom engines.dataset.events.schemas import "
+            "DatasetEvent\nfrom engines.export import publish\nfrom engines.z import z\n",
+            "engines/x/site.py",
+            id="middle-of-its-group",
+        ),
+        pytest.param(
+            "import os\n\nfrom engines.dataset.events.schemas import DatasetEvent\n"
+            "from engines.export import publish\n",
+            "engines/x/site.py",
+            id="last-of-its-group",
+        ),
+        pytest.param(
+            '"""Doc."""\n\nimport attrs\n\nfrom engines.dataset.events.schemas import '
+            "DatasetEvent\nfrom engines.export import publish\n\nX = 1\n",
+            "engines/x/site.py",
+            id="after-a-docstring",
+        ),
+        pytest.param(
+            "from engines.export import publish\n\nfrom .schemas import DatasetEvent\n",
+            "engines/dataset/events/site.py",
+            id="alone-in-its-group",
+        ),
+    ],
+)
+def test_removing_the_sinks_import_never_splits_a_group(
+    tmp_path: Path, header: str, name: str
+) -> None:
+    """Sorted before (``ruff check --select I``), sorted after."""
+    path = tmp_path / name
+    path.parent.mkdir(parents=True)
+    path.write_text(header + SINK_SITE.replace("publish(", "print(publish, DatasetEvent, "))
+    for module in MODULES:
+        (tmp_path / module).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / module).touch()
+    assert ruff_sorted(tmp_path)
+    new = migrate_in_tree(tmp_path, header, name)
+    assert "publish" not in new.split("def f")[0] and "logkit.emit_event(" in new
+    path.write_text(new)
+    assert ruff_sorted(tmp_path), new
+
+
+def ruff_sorted(root: Path) -> bool:
+    ruff = Path(sys.executable).parent / "ruff"
+    done = subprocess.run(
+        [str(ruff), "check", "--select", "I", "--no-cache", "--quiet", "."],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0

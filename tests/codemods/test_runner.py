@@ -6,17 +6,26 @@ import stat
 from pathlib import Path
 
 import pytest
+from logkit.codemods import runner
 
-from codemods import runner
 from tests.codemods.tree import AFTER, BEFORE, copy_tree, python_sources
 
-LEGACY_SITE = b"""from engines.dataset.events.logger import log_event
-from engines.dataset.events.schemas import DatasetEvent
+# A call of a declared pure sink: the one kind of call site the codemod rewrites.
+LEGACY_SITE = b"""from engines.dataset.events.schemas import DatasetEvent
+from engines.export import publish
 
 
 def f(t):
-    log_event(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={}))
+    publish(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={}))
 """
+CONFIG = '[tool.logkit.codemod]\nsinks = ["engines.export.publish"]\n'
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """A repository root declaring the sink."""
+    (tmp_path / "pyproject.toml").write_text(CONFIG)
+    return tmp_path
 
 
 def test_files_that_name_no_legacy_class_are_not_parsed(
@@ -27,7 +36,7 @@ def test_files_that_name_no_legacy_class_are_not_parsed(
     (tmp_path / "notes.txt").write_bytes(LEGACY_SITE)  # not Python: never looked at
     parsed: list[str] = []
     real = runner.process_file
-    monkeypatch.setattr(runner, "process_file", lambda p, o, m: parsed.append(p) or real(p, o, m))
+    monkeypatch.setattr(runner, "process_file", lambda p, job: parsed.append(p) or real(p, job))
     summary = runner.run([tmp_path], jobs=1)
     assert (summary.files_scanned, summary.files_parsed) == (2, 1)
     assert parsed == [str(tmp_path / "legacy.py")]
@@ -41,7 +50,7 @@ def test_an_unparsable_file_is_reported_and_the_rest_migrated(tmp_path: Path) ->
     (error,) = summary.errors
     assert error.path.endswith("broken.py") and error.error is not None
     assert error.error.startswith("cannot parse:") and "\n" not in error.error
-    assert b"logkit.emit(" in (tmp_path / "legacy.py").read_bytes()
+    assert b"logkit.emit_event(" in (tmp_path / "legacy.py").read_bytes()
 
 
 def test_a_rewrite_that_does_not_parse_is_never_written(
@@ -49,7 +58,7 @@ def test_a_rewrite_that_does_not_parse_is_never_written(
 ) -> None:
     target = tmp_path / "legacy.py"
     target.write_bytes(LEGACY_SITE)
-    monkeypatch.setattr(runner, "migrate_source", lambda *_: (b"def broken(:\n", []))
+    monkeypatch.setattr(runner, "migrate_source", lambda *_, **__: (b"def broken(:\n", []))
     summary = runner.run([tmp_path], jobs=1)
     assert summary.changed == [] and len(summary.errors) == 1
     assert target.read_bytes() == LEGACY_SITE
@@ -61,7 +70,7 @@ def test_a_failing_transform_leaves_the_file_and_reports_one_line(
     target = tmp_path / "legacy.py"
     target.write_bytes(LEGACY_SITE)
 
-    def explode(*_: object) -> tuple[bytes, list[object]]:
+    def explode(*_: object, **__: object) -> tuple[bytes, list[object]]:
         raise RuntimeError("unexpected node\nwith detail")
 
     monkeypatch.setattr(runner, "migrate_source", explode)
@@ -76,7 +85,8 @@ def test_writes_are_atomic_and_keep_the_file_mode(tmp_path: Path) -> None:
     target.chmod(0o640)
     runner.run([tmp_path], jobs=1)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["legacy.py"]  # no temporary file left
+    # No temporary file left beside it.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.py", "pyproject.toml"]
 
 
 def test_diff_and_check_modes_write_nothing(tmp_path: Path) -> None:
@@ -92,10 +102,30 @@ def test_diff_and_check_modes_write_nothing(tmp_path: Path) -> None:
 
 
 def test_parallel_workers_give_the_same_tree(tmp_path: Path) -> None:
-    engines = copy_tree(BEFORE, tmp_path / "tree")
-    summary = runner.run([engines], jobs=2)
-    assert python_sources(tmp_path / "tree") == python_sources(AFTER)
+    root = copy_tree(BEFORE, tmp_path / "tree")
+    summary = runner.run([root / "engines"], jobs=2)
+    assert python_sources(root) == python_sources(AFTER)
     before, after = python_sources(BEFORE), python_sources(AFTER)
     assert len(summary.changed) == sum(before[name] != after[name] for name in before)
     # Outcomes arrive in completion order; the report is by path all the same.
     assert [o.path for o in summary.outcomes] == sorted(o.path for o in summary.outcomes)
+
+
+def test_test_files_are_never_changed(tmp_path: Path) -> None:
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    for name in ("tests/test_export.py", "test_top.py", "conftest.py", "helpers_test.py"):
+        (tmp_path / name).write_bytes(LEGACY_SITE)
+    (tmp_path / "legacy.py").write_bytes(LEGACY_SITE)
+    summary = runner.run([tmp_path], jobs=1)
+    assert summary.changed == [str(tmp_path / "legacy.py")]
+    assert summary.files_tests == 4 and summary.files_parsed == 1
+
+
+def test_the_project_is_read_once_and_handed_to_the_workers(tmp_path: Path) -> None:
+    (tmp_path / "legacy.py").write_bytes(LEGACY_SITE)
+    (tmp_path / "more.py").write_bytes(LEGACY_SITE)
+    summary = runner.run([tmp_path], jobs=2)
+    assert summary.project is not None and summary.project.root == tmp_path.resolve()
+    assert summary.project.config.sinks == ("engines.export.publish",)
+    assert sorted(summary.changed) == [str(tmp_path / "legacy.py"), str(tmp_path / "more.py")]

@@ -1,255 +1,519 @@
-"""The transform on single sources: name resolution, tiers, and properties over random names."""
+"""The transform on small repositories: what is routed, rewritten or left, and why.
+
+Each test writes a tiny tree (its pyproject.toml, the legacy modules it needs, the module under
+test) into a temporary directory and migrates one file of it.
+"""
 
 from __future__ import annotations
 
 import keyword
+import textwrap
 from pathlib import Path
 
 import libcst as cst
-import libcst.matchers as m
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from logkit.codemods.project import discover
+from logkit.codemods.runner import migrate_source
+from logkit.codemods.shapes import select
 
-from codemods.runner import migrate_source
-from codemods.shapes import select
+ENGINE = """
+from engines.nexus.backends import get_backend
 
-HEADER = """from engines.dataset.events.logger import log_event
-from engines.dataset.events.schemas import DatasetEvent
+
+def run(event):
+    event.train_ok = False
+    try:
+        get_backend().write_event(event)
+    except Exception as exc:
+        return {"status": "error", "error": str(exc)}
+    return {"status": "accepted"}
 """
+EVENT_LOG = """
+from engines.logging.events.engine import run
 
 
-def migrate(source: str, only: tuple[str, ...] | None = None) -> tuple[str, list[str]]:
-    new, sites = migrate_source(source.encode(), Path("engines/x/site.py"), only)
-    return new.decode(), [f"{s.line} {s.action}: {s.reason}" for s in sites]
-
-
-def test_a_lookalike_class_from_another_module_is_never_touched() -> None:
-    source = """from myapp.models import DatasetEvent
-from engines.dataset.events.logger import log_event
-
-
-def f(t):
-    log_event(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={}))
+def default_event_logger(entry):
+    result = run(entry)
+    if result.get("status") != "accepted":
+        raise RuntimeError(result.get("error"))
 """
-    new, sites = migrate(source)
-    assert new == source
-    assert sites == ["6 left: myapp.models.DatasetEvent is not the legacy class"]
+SITE = 'DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={})'
+IMPORTS = "from engines.dataset.events.schemas import DatasetEvent\n"
 
 
-def test_a_local_name_shadowing_the_import_is_not_the_legacy_class() -> None:
-    source = (
-        HEADER
-        + """
-
-def f(DatasetEvent, t):
-    log_event(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={}))
-"""
-    )
-    new, _sites = migrate(source)
-    assert new == source
+# Modules the sites import from: empty, but there, so the tree decides they are first party.
+STUBS = (
+    "engines/dataset/events/schemas.py",
+    "engines/nexus/logging.py",
+    "engines/nexus/backends.py",
+    "engines/export.py",
+)
 
 
-def test_direct_rewrite_maps_camel_case_and_keeps_values_verbatim() -> None:
-    source = (
-        HEADER
-        + """
+def tree(tmp_path: Path, files: dict[str, str], config: str = "") -> Path:
+    """A repository root with ``files`` (dedented) and a codemod table."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text("[tool.logkit.codemod]\n" + config)
+    for stub in STUBS:
+        (tmp_path / stub).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / stub).touch()
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    return tmp_path
 
-def f(ctx, agent):
-    log_event(DatasetEvent(
-        tenantId=ctx.tenant_id,
-        env=ctx.env,
-        surface="chat",
-        agentId=agent.id,
-        input={"k": 1},
-        output={},
-        actorType="robot",
-    ))
-"""
-    )
-    new, sites = migrate(source)
-    assert sites == ["6 converted: logkit.emit('dataset_event', ...)"]
-    call = _emit_call(new)
-    assert _kwargs(call) == {
-        "tenant_id": "ctx.tenant_id",
-        "env": "ctx.env",
-        "surface_id": '"chat"',
-    }
-    payload = cst.Module([]).code_for_node(call.args[1].value)
-    # Not one of human/agent/system: kept in the payload as the adapter would.
-    assert '"legacy_actor_type": "robot"' in payload and '"agent_id": agent.id' in payload
-    assert "DatasetEvent" not in new.split("def f")[0]  # the import went with its last use
+
+def migrate(
+    root: Path, name: str = "engines/site.py", *, unsafe: bool = False, in_run: bool = True
+) -> tuple[str, list[str]]:
+    """Migrate ``name`` of the tree; the report as ``line action [via]: reason`` lines."""
+    path = root / name
+    files = list(root.rglob("*.py")) if in_run else [path]
+    project = discover([root], in_run=files)
+    new, sites = migrate_source(path.read_bytes(), path, project=project, unsafe=unsafe)
+    lines = [
+        f"{s.line} {s.action}" + (f" via {s.via}" if s.via else "") + f": {s.reason}" for s in sites
+    ]
+    return new.decode(), lines
+
+
+def with_engine(tmp_path: Path, site: str, config: str = "", **more: str) -> Path:
+    files = {"engines/logging/events/engine.py": ENGINE, "engines/site.py": site, **more}
+    return tree(tmp_path, files, config)
+
+
+# --- routed: nothing changes at the site ----------------------------------------------------------
+
+
+def test_a_site_handed_to_run_under_any_alias_is_routed_and_unchanged(tmp_path: Path) -> None:
+    site = f"""
+    from engines.dataset.events.schemas import DatasetEvent
+    from engines.logging.events.engine import run as log_event
+
+
+    def f(t, created):
+        evt = {SITE}
+        result = log_event(evt)
+        created.append(evt)
+        return result["status"]
+    """
+    root = with_engine(tmp_path, site)
+    new, sites = migrate(root)
+    assert new == (root / "engines/site.py").read_text()
+    assert sites == [
+        "6 routed via engines.logging.events.engine.run: run() persists through logkit; "
+        "the call site is unchanged"
+    ]
+
+
+def test_forwarding_loggers_are_followed_to_the_one_that_persists(tmp_path: Path) -> None:
+    site = """
+    from engines.logging import event_log
+
+
+    def f(t):
+        event_log.default_event_logger(event_log.EventLogEntry(event_type="x", tenant_id=t))
+    """
+    root = with_engine(tmp_path, site, **{"engines/logging/event_log.py": EVENT_LOG})
+    _new, sites = migrate(root)
+    assert sites == [
+        "5 routed via engines.logging.event_log.default_event_logger: default_event_logger() "
+        "-> run() persists through logkit; the call site is unchanged"
+    ]
 
 
 @pytest.mark.parametrize(
-    ("argument", "reason"),
+    ("engine", "in_run", "reason"),
     [
-        ("input=payload", "input= is not provably JSON"),
-        ("input={}, requestId=ctx.rid", "requestId= is checked at run time"),
-        ("input={}, traceId=tid", "traceId= is checked at run time"),
-        ('input={}, analytics_event_type="audit"', "an audit DatasetEvent"),
-        ("input={}, analytics_event_type=kind", "analytics_event_type is decided at run time"),
-        ("input={}, colour='red'", "unknown field colour="),
-        ("input={}, **more", "**kwargs"),
+        (None, True, "engines.logging.events.engine is not in this tree"),
+        (ENGINE, False, "run() is not migrated yet (apply engines/logging/events/engine.py too)"),
+        ("def run(event):\n    return {}\n", True, "neither stores the object nor forwards it"),
     ],
 )
-def test_what_the_adapter_decides_at_run_time_keeps_the_object(argument: str, reason: str) -> None:
-    source = (
-        HEADER
-        + f"""
-
-def f(ctx, payload, tid, kind, more):
-    log_event(DatasetEvent(tenantId="t_a", env="dev", surface="s", agentId="a", output={{}},
-                           {argument}))
-"""
-    )
-    new, sites = migrate(source)
-    assert len(sites) == 1 and sites[0].startswith("6 adapted: " + reason), sites
-    assert "logkit.emit_event(logkit.from_legacy(DatasetEvent(" in new
-    assert "from engines.dataset.events.schemas import DatasetEvent" in new
-
-
-def test_prompt_text_goes_into_the_payload_that_the_gate_redacts() -> None:
-    source = """from engines.nexus.logging import ModelCallLog, PromptSnapshot
-
-
-class E:
-    def run(self, doc):
-        self._log_model_call(ModelCallLog(tenant_id=self.t, env="prod", model_id="m",
-            purpose="embed_upsert", prompt=PromptSnapshot(text=doc.text), output_dimensions=3))
-"""
-    new, sites = migrate(source)
-    assert sites == ["6 converted: logkit.emit('model_call_ended', ...)"]
-    assert '"prompt": {"text": doc.text}' in new
-    assert "ModelCallLog" not in new and "PromptSnapshot" not in new
-    assert "print(" not in new and "logging" not in new.replace("engines.nexus.logging", "")
-
-
-def test_a_logger_whose_result_is_checked_is_left_alone() -> None:
-    source = (
-        HEADER
-        + """
-
-def f():
-    evt = DatasetEvent(tenantId="t_a", env="dev", surface="s", agentId="a", input={}, output={})
-    if log_event(evt)["status"] != "accepted":
-        raise RuntimeError
-"""
-    )
-    new, sites = migrate(source)
-    assert new == source
-    assert sites == ["6 left: evt is not logged here (the logger's result is used)"]
-
-
-def test_only_limits_the_shapes() -> None:
-    source = (
-        HEADER
-        + """from engines.nexus.logging import ModelCallLog
-
-
-def f():
-    log_event(DatasetEvent(tenantId="t_a", env="dev", surface="s", agentId="a", input={},
-                           output={}))
-"""
-    )
-    new, sites = migrate(source, only=("model-call-log",))
-    assert new == source and sites == []
-    with pytest.raises(KeyError):
-        select(("no-such-codemod",))
-
-
-def test_unparsable_source_raises_the_parser_error() -> None:
-    with pytest.raises(cst.ParserSyntaxError):
-        migrate_source(b"def f(:\n", Path("x.py"))
-
-
-# --- properties -------------------------------------------------------------------------------
-
-RESERVED = {"logkit", "log_event", "engines", "f", "True", "False", "None"}
-identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
-    lambda name: not keyword.iskeyword(name) and name not in RESERVED and not name.startswith("__")
-)
-FIELDS = {"tenantId": "tenant_id", "env": "env", "surface": "surface_id", "agentId": "agent_id"}
-
-
-@settings(max_examples=20, deadline=None)
-@given(
-    names=st.lists(identifiers, min_size=6, max_size=6, unique=True),
-    order=st.permutations([*FIELDS, "input", "output"]),
-    key=st.text(alphabet="abcxyz_", min_size=1, max_size=6),
-)
-def test_any_alias_variable_and_keyword_order_migrates_correctly(
-    names: list[str], order: list[str], key: str
+def test_a_logger_that_does_not_reach_logkit_leaves_its_sites(
+    tmp_path: Path, engine: str | None, in_run: bool, reason: str
 ) -> None:
-    alias, var, *params = names
-    values = dict(zip(FIELDS, params, strict=True))
-    values["input"] = f'{{"{key}": 1}}'
-    values["output"] = "{}"
-    source = f"""from engines.dataset.events.logger import log_event
-from engines.dataset.events.schemas import DatasetEvent as {alias}
+    site = f"""
+    from engines.dataset.events.schemas import DatasetEvent
+    from engines.logging.events.engine import run
 
 
-def f({", ".join(params)}):
-    {var} = {alias}({", ".join(f"{k}={values[k]}" for k in order)})
-    log_event({var})
-"""
-    new, sites = migrate(source)
-    assert sites == ["6 converted: logkit.emit('dataset_event', ...)"]
-    call = _emit_call(new)
-    envelope = {v: values[k] for k, v in FIELDS.items() if v != "agent_id"}
-    assert _kwargs(call) == envelope
-    payload = cst.Module([]).code_for_node(call.args[1].value)
-    assert f'"agent_id": {values["agentId"]}' in payload and f'"{key}": 1' in payload
-    assert "engines.dataset.events.schemas" not in new  # the import went with its last use
-    assert migrate(new)[0] == new  # idempotent
+    def f(t):
+        run({SITE})
+    """
+    files = {"engines/site.py": site}
+    if engine is not None:
+        files["engines/logging/events/engine.py"] = engine
+    _new, sites = migrate(tree(tmp_path, files), in_run=in_run)
+    assert len(sites) == 1 and sites[0].startswith("6 left via engines.logging.events.engine.run")
+    assert reason in sites[0]
 
 
-@settings(max_examples=20, deadline=None)
-@given(
-    var=identifiers,
-    used_after=st.sampled_from(["return {v}", "out.append({v})", "print({v}.metadata)", ""]),
-    value=st.sampled_from(["payload", "{'k': payload}", "make()", "{'k': [1, 2]}", "[]"]),
-)
-def test_any_site_either_keeps_the_object_or_drops_it_and_always_parses(
-    var: str, used_after: str, value: str
-) -> None:
-    source = (
-        HEADER
-        + f"""
-
-def f(payload, out, make):
-    {var} = DatasetEvent(tenantId="t_a", env="dev", surface="s", agentId="a", input={value},
-                         output={{}})
-    log_event({var})
-    {used_after.format(v=var) or "pass"}
-"""
+def test_an_already_migrated_logger_routes_its_sites(tmp_path: Path) -> None:
+    engine = (
+        "import logkit\n\n\ndef run(event):\n    logkit.emit_event(logkit.from_legacy(event))\n"
     )
-    new, sites = migrate(source)
-    cst.parse_module(new)
-    assert migrate(new)[0] == new
-    (site,) = sites
-    if "DatasetEvent(" in new.split("def f", 1)[1]:
-        # The object survives: every later use of it still has it.
-        assert site.split(":")[0].endswith("adapted")
-        assert f"logkit.emit_event(logkit.from_legacy({var}))" in new
+    site = (
+        f"{IMPORTS}from engines.logging.events.engine import run\n\n\ndef f(t):\n    run({SITE})\n"
+    )
+    root = tree(tmp_path, {"engines/logging/events/engine.py": engine, "engines/site.py": site})
+    _new, sites = migrate(root, in_run=False)
+    assert sites[0].startswith("6 routed via engines.logging.events.engine.run")
+
+
+def test_a_logger_named_in_the_repositorys_table_is_followed(tmp_path: Path) -> None:
+    site = f"""
+    from engines.dataset.events.schemas import DatasetEvent
+    from engines.logging.events.engine import run
+
+
+    def log_turn(event):
+        return run(event)
+
+
+    def f(t):
+        log_turn({SITE})
+    """
+    root = with_engine(tmp_path, site, config='loggers = ["engines.site.log_turn"]\n')
+    _new, sites = migrate(root)
+    assert sites == [
+        "10 routed via engines.site.log_turn: log_turn() -> run() persists through logkit; "
+        "the call site is unchanged"
+    ]
+
+
+def test_a_builder_is_followed_to_its_caller_in_the_module(tmp_path: Path) -> None:
+    site = f"""
+    from engines.dataset.events.schemas import DatasetEvent
+    from engines.logging.events.engine import run as log_dataset_event
+
+
+    def build(t):
+        return {SITE}
+
+
+    def handler(t, event_logger=log_dataset_event):
+        event = build(t)
+        return event_logger(event)
+
+
+    def builder_nobody_calls(t):
+        return {SITE}
+    """
+    _new, sites = migrate(with_engine(tmp_path, site))
+    assert sites == [
+        "6 routed via engines.logging.events.engine.run: returned by build() to its caller; "
+        "handed to handler()'s event_logger, which defaults to it; run() persists through "
+        "logkit; the call site is unchanged",
+        "15 left: returned to the caller (a builder): its callers decide",
+    ]
+
+
+# --- hooks: still called, and their default reaches logkit ----------------------------------------
+
+HOOKED = """
+from typing import Callable, Optional
+
+from engines.dataset.events.schemas import DatasetEvent
+from engines.nexus.logging import ModelCallLog, ModelCallLogger, PromptSnapshot
+
+
+def _noop(event):
+    pass
+
+
+class Service:
+    def __init__(
+        self,
+        model_call_logger: Optional[ModelCallLogger] = None,
+        event_logger: Callable[[DatasetEvent], None] = _noop,
+        required_hook: ModelCallLogger = None,
+    ) -> None:
+        self._model_call_logger = model_call_logger
+        self._event_logger = event_logger
+
+    def _log_model_call(self, call):
+        try:
+            self._model_call_logger(call)
+        except Exception:
+            pass
+
+    def work(self, t, text):
+        self._log_model_call(
+            ModelCallLog(tenant_id=t, env="dev", model_id="m", purpose="p",
+                         prompt=PromptSnapshot(text=text), output_dimensions=1)
+        )
+        self._event_logger(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a",
+                                        input={}, output={}))
+"""
+
+
+def test_a_hook_is_still_called_and_its_default_now_reaches_logkit(tmp_path: Path) -> None:
+    new, sites = migrate(with_engine(tmp_path, HOOKED))
+    assert "self._log_model_call(\n" in new and "self._event_logger(DatasetEvent(" in new
+    # Laid out as ruff format would (line-length 88 here).
+    assert (
+        "        self._model_call_logger = (\n"
+        "            model_call_logger if model_call_logger is not None else legacy_hook()\n"
+        "        )\n" in new
+    )
+    assert (
+        "        self._event_logger = (\n"
+        "            event_logger\n"
+        "            if event_logger is not _noop\n"
+        '            else legacy_hook({"DatasetEvent": "engines.logging.events.engine.run"})\n'
+        "        )\n" in new
+    )
+    assert "\nfrom logkit.codemods.runtime import legacy_hook\n\nfrom engines.dataset" in new
+    assert [s.split(":")[0] for s in sites] == [
+        "18 migrated via engines.site.Service._model_call_logger",
+        "19 migrated via engines.site.Service._event_logger",
+        "29 routed via engines.site.Service._log_model_call",
+        "32 routed via engines.site.Service._event_logger",
+    ]
+    assert "default now hands the object to run()" in sites[3]
+    again, _sites = migrate(with_engine(tmp_path / "again", new))
+    assert again == new
+
+
+def test_a_dataset_event_hook_whose_logger_does_not_reach_logkit_keeps_its_default(
+    tmp_path: Path,
+) -> None:
+    root = tree(tmp_path, {"engines/site.py": HOOKED})  # no run() in this tree
+    new, sites = migrate(root)
+    assert "event_logger if event_logger" not in new
+    assert "model_call_logger if model_call_logger is not None" in new
+    (event_site,) = [s for s in sites if s.startswith("32 ")]
+    assert event_site.startswith("32 left via engines.site.Service._event_logger: DatasetEvent")
+
+
+def test_a_required_hook_and_a_plain_parameter_reach_what_the_caller_passes(
+    tmp_path: Path,
+) -> None:
+    site = f"""
+    from engines.dataset.events.schemas import DatasetEvent
+
+
+    class Service:
+        def __init__(self, event_logger):
+            self._event_logger = event_logger
+
+        def work(self, t):
+            self._event_logger({SITE})
+
+
+    def handler(t, sink):
+        sink({SITE})
+    """
+    new, sites = migrate(with_engine(tmp_path, site))
+    assert new == (tmp_path / "engines/site.py").read_text()
+    assert sites == [
+        "9 left via engines.site.Service._event_logger: the hook event_logger is required: it "
+        "reaches whatever its caller injects",
+        "13 left: handed to the parameter sink: it reaches what its caller passes",
+    ]
+
+
+# --- sinks: the only call sites rewritten ---------------------------------------------------------
+
+SINK_CONFIG = 'sinks = ["engines.export.publish"]\n'
+
+
+def sink_site(body: str) -> str:
+    return f"{IMPORTS}from engines.export import publish\n\n\ndef f(t, out):\n{body}"
+
+
+@pytest.mark.parametrize("unsafe", [False, True])
+def test_a_pure_sink_call_is_adapted_or_with_unsafe_converted(tmp_path: Path, unsafe: bool) -> None:
+    site = sink_site(f"    publish({SITE})\n")
+    new, sites = migrate(tree(tmp_path, {"engines/site.py": site}, SINK_CONFIG), unsafe=unsafe)
+    assert "publish" not in new  # the import went with its last use
+    if unsafe:
+        assert "DatasetEvent" not in new and 'logkit.emit(\n        "dataset_event",' in new
+        assert sites[0].startswith("6 converted via engines.export.publish: publish() is a pure")
     else:
-        assert site.split(":")[0].endswith("converted") and not used_after
+        assert f"logkit.emit_event(logkit.from_legacy({SITE}))" in new
+        assert sites[0].startswith("6 adapted via engines.export.publish")
+    start = "import logkit\n\n\ndef f" if unsafe else "import logkit\n\nfrom engines.dataset"
+    assert new.startswith(start)
 
 
-def _emit_call(source: str) -> cst.Call:
-    calls = m.findall(
-        cst.parse_module(source),
-        m.Call(func=m.Attribute(value=m.Name("logkit"), attr=m.Name("emit"))),
+@pytest.mark.parametrize(
+    ("body", "tests", "reason"),
+    [
+        (f"    out.append(publish({SITE}))\n", "", "the result of publish() is used"),
+        (f"    publish({SITE}, urgent=True)\n", "", "not as its only positional argument"),
+        (
+            f"    publish({SITE})\n",
+            'def test_x(monkeypatch):\n    monkeypatch.setattr(site, "publish", print)\n',
+            "tests replace publish in engines.site: the call stays",
+        ),
+        (
+            f"    publish({SITE})\n",
+            "from unittest import mock\n\n\n"
+            'def test_x():\n    mock.patch("engines.site.publish")\n',
+            "tests replace publish in engines.site",
+        ),
+    ],
+)
+def test_a_sink_call_that_is_not_provably_the_same_is_left(
+    tmp_path: Path, body: str, tests: str, reason: str
+) -> None:
+    files = {"engines/site.py": sink_site(body)}
+    if tests:
+        files["tests/test_site.py"] = "from engines import site\n\n\n" + tests
+    root = tree(tmp_path, files, SINK_CONFIG)
+    new, sites = migrate(root)
+    assert new == (root / "engines/site.py").read_text()
+    assert len(sites) == 1 and reason in sites[0], sites
+
+
+def test_storage_methods_and_readers_are_not_logging(tmp_path: Path) -> None:
+    site = f"""
+    from engines.dataset.events.schemas import DatasetEvent
+
+
+    class Store:
+        def write_event(self, event):
+            self.rows.append(event.model_dump())
+
+        def list_events(self):
+            return [DatasetEvent(**row) for row in self.rows]
+
+
+    def f(t, backend):
+        backend.write_event({SITE})
+    """
+    root = tree(tmp_path, {"engines/site.py": site})
+    path = root / "engines/site.py"
+    new, sites = migrate_source(path.read_bytes(), path, project=discover([root]))
+    assert new == path.read_bytes()
+    assert [(s.line, s.action, s.logs) for s in sites] == [(9, "left", False), (13, "left", False)]
+    assert "a storage class (a reader)" in sites[0].reason
+    assert "stored with .write_event(), a storage method" in sites[1].reason
+
+
+# --- the logger implementation --------------------------------------------------------------------
+
+
+def test_run_persists_through_logkit_and_keeps_the_rest(tmp_path: Path) -> None:
+    engine = """
+    import json
+    import logging
+
+    from engines.nexus.backends import get_backend
+
+    logger = logging.getLogger(__name__)
+
+
+    def run(event):
+        event.train_ok = False
+        try:
+            get_backend().write_event(event)
+        except Exception as exc:
+            return {"status": "error", "error": str(exc)}
+        print(json.dumps({"t": event.tenantId}), flush=True)
+        print("to a file", file=None)
+        return {"status": "accepted"}
+    """
+    root = tree(tmp_path, {"engines/logging/events/engine.py": engine})
+    new, sites = migrate(root, "engines/logging/events/engine.py")
+    # The backend's import went (nothing uses it, no test replaces it): its group with it.
+    expected = textwrap.dedent(engine).lstrip()
+    expected = expected.replace(
+        "from engines.nexus.backends import get_backend\n", "import logkit\n"
     )
-    assert len(calls) == 1
-    call = calls[0]
-    assert isinstance(call, cst.Call)
-    return call
+    expected = expected.replace(
+        "get_backend().write_event(event)", "logkit.emit_event(logkit.from_legacy(event))"
+    )
+    expected = expected.replace(
+        'print(json.dumps({"t": event.tenantId}), flush=True)',
+        'logger.info(json.dumps({"t": event.tenantId}))',
+    )
+    assert new == expected
+    assert "logkit.emit_event(logkit.from_legacy(event))" in new
+    assert 'logger.info(json.dumps({"t": event.tenantId}))' in new
+    assert 'print("to a file", file=None)' in new  # not the one-line JSON print
+    assert "get_backend" not in new and "event.train_ok = False" in new
+    assert sites == [
+        "9 migrated via engines.logging.events.engine.run: its storage write now goes through "
+        "logkit; its stdout line is a log line (logger.info)"
+    ]
+    again, _ = migrate(
+        tree(tmp_path / "again", {"engines/logging/events/engine.py": new}),
+        "engines/logging/events/engine.py",
+    )
+    assert again == new
 
 
-def _kwargs(call: cst.Call) -> dict[str, str]:
-    module = cst.Module([])
-    return {a.keyword.value: module.code_for_node(a.value) for a in call.args if a.keyword}
+def test_a_narrow_handler_also_catches_logkit_and_a_patched_accessor_stays(
+    tmp_path: Path,
+) -> None:
+    engine = """
+    from engines.nexus.backends import BackendError, get_backend
+
+
+    def run(event):
+        try:
+            get_backend().write_event(event)
+        except BackendError as exc:
+            return {"status": "error", "error": str(exc)}
+        print("stored")
+        return {"status": "accepted"}
+    """
+    test = "from engines.logging.events import engine\n\n\ndef test_x(monkeypatch):\n"
+    test += '    monkeypatch.setattr(engine, "get_backend", None)\n'
+    files = {"engines/logging/events/engine.py": engine, "tests/test_engine.py": test}
+    new, _sites = migrate(tree(tmp_path, files), "engines/logging/events/engine.py")
+    assert "except (BackendError, logkit.LogkitError) as exc:" in new
+    assert "from engines.nexus.backends import BackendError, get_backend" in new
+    assert 'logging.getLogger(__name__).info("stored")' in new
+    assert new.startswith("import logging\n\nimport logkit\n\nfrom engines.nexus.backends")
+
+
+def test_a_write_whose_result_is_used_is_kept_and_reported(tmp_path: Path) -> None:
+    engine = """
+    def run(event, backend):
+        stored = backend.write_event(event)
+        return {"status": "accepted", "id": stored}
+    """
+    new, sites = migrate(
+        tree(tmp_path, {"engines/logging/events/engine.py": engine}),
+        "engines/logging/events/engine.py",
+    )
+    assert new == textwrap.dedent(engine).lstrip()
+    assert sites == [
+        "1 left via engines.logging.events.engine.run: the result of .write_event() is used: "
+        "that write is kept"
+    ]
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+def test_a_lookalike_class_from_another_module_is_never_touched(tmp_path: Path) -> None:
+    site = f"""
+    from myapp.models import DatasetEvent
+    from engines.export import publish
+
+
+    def f(t):
+        publish({SITE})
+    """
+    root = tree(tmp_path, {"engines/site.py": site}, SINK_CONFIG)
+    new, sites = migrate(root)
+    assert new == (root / "engines/site.py").read_text()
+    assert sites == ["6 left: myapp.models.DatasetEvent is not the legacy class"]
+
+
+def test_a_local_name_shadowing_the_import_is_not_the_legacy_class(tmp_path: Path) -> None:
+    site = sink_site(f"    DatasetEvent = dict\n    publish({SITE})\n")
+    root = tree(tmp_path, {"engines/site.py": site}, SINK_CONFIG)
+    new, _sites = migrate(root)
+    assert new == (root / "engines/site.py").read_text()
 
 
 @pytest.mark.parametrize(
@@ -264,41 +528,145 @@ def _kwargs(call: cst.Call) -> dict[str, str]:
     ],
 )
 def test_a_module_that_uses_the_name_logkit_otherwise_is_left_alone(
-    binding: str, migrated: bool
+    tmp_path: Path, binding: str, migrated: bool
 ) -> None:
-    source = (
-        HEADER
-        + binding
-        + """
-
-def f(t):
-    log_event(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, output={}))
-"""
-    )
-    new, sites = migrate(source)
-    assert ("logkit.emit(" in new) is migrated
+    site = sink_site(f"    publish({SITE})\n").replace("\n\n\ndef f", f"\n{binding}\n\ndef f")
+    root = tree(tmp_path, {"engines/site.py": site}, SINK_CONFIG)
+    new, sites = migrate(root)
+    assert ("logkit.emit_event(" in new) is migrated
     if not migrated:
-        assert new == source
-        assert sites[0].endswith("left: the name logkit is bound to something else here")
+        assert new == (root / "engines/site.py").read_text()
+        assert sites[0].endswith("the name logkit is bound to something else here")
 
 
-def test_async_loggers_and_annotated_assignments_are_reported_not_rewritten() -> None:
-    source = (
-        HEADER
-        + """
+def test_positional_arguments_and_test_files_are_left(tmp_path: Path) -> None:
+    site = sink_site('    publish(DatasetEvent("t_x", "dev"))\n')
+    root = tree(tmp_path, {"engines/site.py": site, "tests/test_site.py": site}, SINK_CONFIG)
+    new, sites = migrate(root)
+    assert new == site and sites[0].startswith("6 left: positional arguments")
+    again, test_sites = migrate(root, "tests/test_site.py")
+    assert again == site and test_sites == []
 
-async def f(t):
-    await log_event(DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={},
-                                 output={}))
-    evt: DatasetEvent = DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={},
-                                     output={})
-    log_event(evt)
-"""
+
+def test_only_limits_the_shapes(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"engines/site.py": sink_site(f"    publish({SITE})\n")}, SINK_CONFIG)
+    path = root / "engines/site.py"
+    new, sites = migrate_source(
+        path.read_bytes(), path, ("model-call-log",), project=discover([root])
     )
-    new, sites = migrate(source)
-    assert new == source
-    assert sites == [
-        "6 left: log_event() is awaited (an async logger: review by hand)",
-        "8 left: not handed to a logger here (an annotated assignment, which the codemod does "
-        "not follow)",
+    assert new == path.read_bytes() and sites == []
+    with pytest.raises(KeyError):
+        select(("no-such-codemod",))
+
+
+def test_unparsable_source_raises_the_parser_error(tmp_path: Path) -> None:
+    with pytest.raises(cst.ParserSyntaxError):
+        migrate_source(b"def f(:\n", tmp_path / "x.py")
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+RESERVED = {"logkit", "publish", "engines", "f", "True", "False", "None", "legacy_hook"}
+identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda name: not keyword.iskeyword(name) and name not in RESERVED and not name.startswith("__")
+)
+ORDER = ["tenantId", "env", "surface", "agentId", "input", "output"]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    names=st.lists(identifiers, min_size=6, max_size=6, unique=True),
+    order=st.permutations(ORDER),
+    key=st.text(alphabet="abcxyz_", min_size=1, max_size=6),
+    used_after=st.sampled_from(["return {v}", "out.append({v})", "print({v}.metadata)", "pass"]),
+)
+def test_any_alias_variable_and_use_migrates_and_migrates_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    names: list[str],
+    order: list[str],
+    key: str,
+    used_after: str,
+) -> None:
+    alias, var, *params = names
+    values = dict(zip(ORDER[:4], params, strict=True))
+    values["input"] = f'{{"{key}": 1}}'
+    values["output"] = "{}"
+    site = (
+        f"from engines.dataset.events.schemas import DatasetEvent as {alias}\n"
+        "from engines.export import publish\n\n\n"
+        f"def f({', '.join(params)}, out):\n"
+        f"    {var} = {alias}({', '.join(f'{k}={values[k]}' for k in order)})\n"
+        f"    publish({var})\n"
+        f"    {used_after.format(v=var)}\n"
+    )
+    for unsafe in (False, True):
+        root = tree(tmp_path_factory.mktemp("p"), {"engines/site.py": site}, SINK_CONFIG)
+        new, sites = migrate(root, unsafe=unsafe)
+        cst.parse_module(new)
+        (line,) = sites
+        if unsafe and used_after == "pass":
+            assert line.startswith("6 converted") and f"{alias}(" not in new.split("def f")[1]
+            assert f'"{key}": 1' in new and f"tenant_id={values['tenantId']}" in new
+        else:
+            assert line.startswith("6 adapted")
+            assert f"logkit.emit_event(logkit.from_legacy({var}))" in new
+        (root / "engines/site.py").write_text(new)
+        assert migrate(root, unsafe=unsafe)[0] == new  # a second run changes nothing
+
+
+def test_a_hook_defaulting_with_or_keeps_its_form(tmp_path: Path) -> None:
+    site = """
+    from engines.nexus.logging import ModelCallLog, ModelCallLogger, PromptSnapshot
+
+
+    def _noop(call):
+        pass
+
+
+    class Service:
+        def __init__(self, model_call_logger: ModelCallLogger | None = None) -> None:
+            self._log = model_call_logger or _noop
+
+        def work(self, t):
+            self._log(ModelCallLog(tenant_id=t, env="dev", model_id="m", purpose="p",
+                                   prompt=PromptSnapshot(text="x"), output_dimensions=1))
+    """
+    new, sites = migrate(with_engine(tmp_path, site))
+    assert "        self._log = model_call_logger or legacy_hook()\n" in new
+    assert [line.split(":")[0] for line in sites] == [
+        "10 migrated via engines.site.Service._log",
+        "13 routed via engines.site.Service._log",
     ]
+    again, _sites = migrate(with_engine(tmp_path / "again", new))
+    assert again == new
+
+
+def test_a_logger_persisting_through_a_named_helper_migrates_the_helper(tmp_path: Path) -> None:
+    engine = """
+    from engines.nexus.backends import get_backend
+
+
+    def _store(event):
+        get_backend().write_event(event)
+
+
+    def run(event):
+        event.train_ok = False
+        _store(event)
+        return {"status": "accepted"}
+    """
+    site = (
+        f"{IMPORTS}from engines.logging.events.engine import run\n\n\ndef f(t):\n    run({SITE})\n"
+    )
+    files = {"engines/logging/events/engine.py": engine, "engines/site.py": site}
+    config = 'loggers = ["engines.logging.events.engine._store"]\n'
+    root = tree(tmp_path, files, config)
+    _new, sites = migrate(root)
+    assert sites[0].startswith(
+        "6 routed via engines.logging.events.engine.run: run() -> _store() persists"
+    )
+    new, reported = migrate(root, "engines/logging/events/engine.py")
+    assert "def _store(event):\n    logkit.emit_event(logkit.from_legacy(event))" in new
+    assert reported[0].startswith("4 migrated via engines.logging.events.engine._store")

@@ -1,4 +1,5 @@
-"""The fixture tree: legacy engines code before migration, and the reviewed result after."""
+"""The fixture tree: a small legacy engines repository (its loggers, services and their own
+tests), before migration, and the reviewed result of ``apply`` after."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ REPORT = FIXTURES / "report.txt"
 
 
 def copy_tree(source: Path, destination: Path) -> Path:
-    """A copy of a fixture tree (without caches); returns the copy's ``engines`` directory."""
-    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
-    return destination / "engines"
+    """A copy of a fixture tree (without caches); returns the copy's root."""
+    shutil.copytree(
+        source, destination, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache")
+    )
+    return destination
 
 
 def python_sources(root: Path) -> dict[str, bytes]:

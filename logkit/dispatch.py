@@ -190,16 +190,23 @@ class Dispatcher:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event is stored or spooled; try a replay of the spool too.
 
-        Returns False if ``timeout`` passed first.
+        With a ``timeout``, whatever the backend has not taken half-way through it (queued, or
+        in an attempt still waiting on the backend) is spooled by the caller, so this returns
+        True within ``timeout`` unless the spool is unusable too.
         """
+        idle = self._idle
         with self._cond:
             self._flush_requested = True
             self._next_replay = 0.0
             self._cond.notify_all()
-            return self._cond.wait_for(
-                lambda: not self._queue and not self._busy and not self._flush_requested,
-                timeout=timeout,
-            )
+            if timeout is None:
+                return self._cond.wait_for(idle)
+            if self._cond.wait_for(idle, timeout=timeout / 2):
+                return True
+        return self._hand_over(timeout / 2, stop=False)
+
+    def _idle(self) -> bool:
+        return not self._queue and not self._busy and not self._flush_requested
 
     def close(self, timeout: float | None = None) -> bool:
         """Spool what is not stored (within ``shutdown_spool_s``), drain, stop the worker."""
@@ -217,24 +224,24 @@ class Dispatcher:
         with self._cond:
             self._flush_requested = True
             self._cond.notify_all()
-            return self._cond.wait_for(
-                lambda: not self._queue and not self._busy and not self._flush_requested,
-                timeout=max(0.0, timeout),
-            )
+            return self._cond.wait_for(self._idle, timeout=max(0.0, timeout))
 
-    def _take_over(self, timeout: float) -> bool:
-        """Stop the worker taking batches; spool the queue and a batch still in flight.
-        False when some of it could be kept nowhere."""
+    def _hand_over(self, lock_timeout: float, *, stop: bool) -> bool:
+        """Spool, on this thread, the queue and a batch still in flight (the worker's late
+        outcome for it is ignored); with ``stop`` the worker takes no more batches. False
+        when some of it could be kept nowhere."""
         with self._cond:
-            self._stopping = True
+            self._stopping = self._stopping or stop
             taken = list(self._queue)
             self._queue.clear()
             if self._busy and self._inflight:
                 taken = self._inflight + taken
+                self._inflight = []
                 self._generation += 1  # whatever the hanging attempt does later is ignored
-                self._abandoned = True  # the backend hangs: draining would only wait on it
+            if stop and self._busy:  # at exit: draining would only wait on that backend
+                self._abandoned = True
             self._cond.notify_all()
-        if taken and not self._keep(taken, lock_timeout=max(0.0, timeout)):
+        if taken and not self._keep(taken, lock_timeout=max(0.0, lock_timeout)):
             self._drop(taken, "the backend did not take them and the spool is unusable")
             return False
         return True
@@ -423,8 +430,10 @@ class Dispatcher:
     def _replay(self) -> None:
         """Write spooled events back oldest first; stop at the first outage and back off."""
         while True:
+            unreadable = self.spool.unreadable.get(self.sink, 0)
             try:
                 rows = self.spool.peek(self.sink, self._batch_size)
+                self.stats.dead += self.spool.unreadable.get(self.sink, 0) - unreadable
             except SinkUnavailable as exc:  # nothing can be read back: deliver directly
                 self._report_spool_failure(exc)
                 self._backlog = False
@@ -481,7 +490,7 @@ def close_all(dispatchers: Sequence[Dispatcher], timeout: float | None) -> bool:
     grace_end = time.monotonic() + bound / 2
     for dispatcher in dispatchers:
         dispatcher._wait_idle(grace_end - time.monotonic())
-    kept = [d._take_over(spool_by - time.monotonic()) for d in dispatchers]
+    kept = [d._hand_over(spool_by - time.monotonic(), stop=True) for d in dispatchers]
     for dispatcher in dispatchers:
         dispatcher._start_drain()
     for dispatcher in dispatchers:

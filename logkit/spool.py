@@ -102,6 +102,7 @@ class Spool:
         self._connections = self._open()
         self._inode: int | None = None
         self.quarantined: list[Path] = []  # files this process moved aside
+        self.unreadable: dict[str, int] = {}  # rows set aside by peek(), per sink
 
     def _open(self) -> ThreadConnections:
         return ThreadConnections(
@@ -240,6 +241,7 @@ class Spool:
                     bad.append((row_id, body, _reason(exc)))
             if bad:
                 self._move_to_dead(sink, bad)
+                self.unreadable[sink] = self.unreadable.get(sink, 0) + len(bad)
                 log.error(
                     "logkit spool: %d unreadable row(s) of %s moved to the dead letters",
                     len(bad),

@@ -182,6 +182,7 @@ class Adopter:
         self.own, self.directory, self.interval = own, directory, interval
         self.adopted = 0
         self._on_adopted = on_adopted
+        self.first_scan = threading.Event()  # set once the start-up scan is done
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="logkit-spool-adopter", daemon=True)
         self._thread.start()
@@ -203,6 +204,7 @@ class Adopter:
                 self.scan()
             except Exception as exc:  # never let a bad file in a shared directory kill us
                 log.error("logkit spool: adopting from %s failed: %s", self.directory, exc)
+            self.first_scan.set()
             self._stop.wait(self.interval)
 
     def stop(self) -> None:

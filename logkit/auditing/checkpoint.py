@@ -376,9 +376,12 @@ def parse_documents(documents: Iterable[object]) -> tuple[list[Checkpoint], list
     found, problems = [], []
     for index, document in enumerate(documents):
         try:
-            if not isinstance(document, str | bytes):
-                raise ConfigError("not a logkit checkpoint: not JSON text")
-            found.append(Checkpoint.from_dict(json.loads(document)))
+            if not isinstance(document, str):  # stores keep text: anything else was changed
+                raise ConfigError(f"not a logkit checkpoint: stored as {type(document).__name__}")
+            checkpoint = Checkpoint.from_dict(json.loads(document))
+            if document != checkpoint.to_json():  # same meaning, other bytes: edited by hand
+                raise ConfigError("not a logkit checkpoint: not in the form logkit stores")
+            found.append(checkpoint)
         except (ValueError, RecursionError) as exc:  # ConfigError is not a ValueError
             problems.append(f"stored checkpoint #{index} is not JSON ({type(exc).__name__})")
         except ConfigError as exc:

@@ -109,7 +109,8 @@ def _collect(found: TenantErasures, event_type: str, payload: Any) -> None:
                 if isinstance(seqs, list):
                     found.positions.update((chain, s) for s in seqs if type(s) is int)
         return
-    for entry in payload.get("erased_before") or ():
+    entries = payload.get("erased_before")
+    for entry in entries if isinstance(entries, list) else ():
         cutoff = _cutoff(entry)
         if cutoff is not None:
             found.cutoffs.append(cutoff)

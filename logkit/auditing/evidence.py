@@ -84,8 +84,13 @@ def apply(
     keys: Keys,
     *,
     seen: Seen | None,
+    stored: bool = True,
 ) -> None:
-    """Check an intact chain against the evidence; on success, update ``seen``."""
+    """Check an intact chain against the evidence; on success, update ``seen``.
+
+    ``stored``: the checkpoints are the store's own (not a file covering some chains), so a
+    remembered checkpoint that is no longer among them was removed.
+    """
     valid = _signed(report, checkpoints, problems, keys)
     if report.status != "ok":
         return
@@ -101,6 +106,15 @@ def apply(
         return
     points = _points(valid, seen)
     if points and not _compare(report, hashes, points):
+        return
+    if seen is not None and newest is None and stored and seen.checkpoint_seq >= 0:
+        _fail(
+            report,
+            seen.checkpoint_seq,
+            "stale_checkpoint",
+            f"the store keeps no checkpoint of this chain any more; one at seq "
+            f"{seen.checkpoint_seq} was accepted before (deleted or moved away)",
+        )
         return
     if newest is not None:
         report.checkpoint = "matched"

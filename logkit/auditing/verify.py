@@ -79,7 +79,7 @@ def verify(
         report, hashes = _verify_one(
             store, chain_id, step, wanted(mine, remembered), erasures, uri=uri, workers=workers
         )
-        apply(report, hashes, mine, problems, keys, seen=remembered)
+        apply(report, hashes, mine, problems, keys, seen=remembered, stored=checkpoints is None)
         reports.append(report)
     if seen_path is not None:  # only intact chains moved on (apply() updated them)
         kept = {k: v for k, v in seen.items() if v.points() or v.checkpoint_seq >= 0}
@@ -134,11 +134,17 @@ def _verify_one(
         except (TypeError, ValueError):  # a tampered head: the serial walk names the break
             head = None
         length = head[0] + 1 if head and type(head[0]) is int else 0
-        if length >= PARALLEL_MIN:
-            report, hashes = verify_chain_parallel(uri, chain_id, length, workers, wanted_seqs)
+        if PARALLEL_MIN <= length <= _MAX_SEQ:
+            try:
+                report, hashes = verify_chain_parallel(uri, chain_id, length, workers, wanted_seqs)
+            except Exception:  # a tampered store a worker chokes on: walk it here instead
+                return verify_chain(store, chain_id, step, wanted_seqs, erasures)
             if report.status == "ok" and report.records == length and head is not None:
                 report.head_hash = head[1]
             if step is not None:
                 step(report.records)
             return report, hashes
     return verify_chain(store, chain_id, step, wanted_seqs, erasures)
+
+
+_MAX_SEQ = 2**53  # beyond any real chain: a head up there is tampering, walked serially

@@ -78,7 +78,7 @@ def scan(
     comparisons inline, and only a record that fails them (or makes them raise: any type in
     any column) goes through ``_diagnose`` to name the kind of break.
     """
-    sha256, loads, salt_ok = hashlib.sha256, orjson.loads, _SALT.fullmatch
+    sha256, loads, fromhex = hashlib.sha256, orjson.loads, bytes.fromhex
     expected, prev, prev2 = state.expected, state.prev, state.prev2
     for record in records:
         ok = erased = False
@@ -104,10 +104,11 @@ def scan(
                     and _micros(fields.get("ts")) == record.ts_us
                 )
                 if ok and salt is not None and payload is not None:
+                    salt_bytes = fromhex(salt)
                     ok = (
-                        salt_ok(salt) is not None
+                        salt_bytes.hex() == salt  # exactly as written: lowercase, no spaces
                         and type(payload) is bytes
-                        and sha256(bytes.fromhex(salt) + payload).hexdigest()
+                        and sha256(salt_bytes + payload).hexdigest()
                         == fields.get("payload_digest")
                     )
                 elif ok:

@@ -12,8 +12,8 @@ Nothing is lost and nothing gets stuck:
   found; those go to the spool's dead-letter table with the reason, every other one is stored;
 - a queue that is full makes ``submit`` wait at most ``max_block_s``, then spool the event;
 - a spool that cannot be used never stops writes to a backend that answers;
-- :func:`close_all` (exit, SIGTERM) puts everything not acknowledged into the spool within
-  ``shutdown_spool_s`` whatever the backends do (an attempt still hanging on a backend is
+- closing (logkit.closing: exit, SIGTERM) puts everything not acknowledged into the spool
+  within ``shutdown_spool_s`` whatever the backends do (an attempt still hanging on a backend is
   spooled too, and its late outcome ignored), then drains with what is left of the timeout.
 
 With ``durability = "spool"``, ``submit`` returns only once the event is committed to the spool:
@@ -203,13 +203,15 @@ class Dispatcher:
                 return self._cond.wait_for(idle)
             if self._cond.wait_for(idle, timeout=timeout / 2):
                 return True
-        return self._hand_over(timeout / 2, stop=False)
+        return self.hand_over(timeout / 2, stop=False)
 
     def _idle(self) -> bool:
         return not self._queue and not self._busy and not self._flush_requested
 
     def close(self, timeout: float | None = None) -> bool:
         """Spool what is not stored (within ``shutdown_spool_s``), drain, stop the worker."""
+        from logkit.closing import close_all
+
         return close_all([self], timeout)
 
     def pending(self) -> int:
@@ -218,15 +220,15 @@ class Dispatcher:
             queued = len(self._queue) + len(self._inflight)
         return queued + self.spool.count(self.sink)
 
-    # --- shutdown (driven by close_all) -----------------------------------------------------
+    # --- shutdown (driven by logkit.closing) ------------------------------------------------
 
-    def _wait_idle(self, timeout: float) -> bool:
+    def wait_idle(self, timeout: float) -> bool:
         with self._cond:
             self._flush_requested = True
             self._cond.notify_all()
             return self._cond.wait_for(self._idle, timeout=max(0.0, timeout))
 
-    def _hand_over(self, lock_timeout: float, *, stop: bool) -> bool:
+    def hand_over(self, lock_timeout: float, *, stop: bool) -> bool:
         """Spool, on this thread, the queue and a batch still in flight (the worker's late
         outcome for it is ignored); with ``stop`` the worker takes no more batches. False
         when some of it could be kept nowhere."""
@@ -246,19 +248,19 @@ class Dispatcher:
             return False
         return True
 
-    def _start_drain(self) -> None:
+    def start_drain(self) -> None:
         # The replay backoff stays: a backend that just failed is not tried again at exit.
         with self._cond:
             self._drain_requested, self._drain_done = True, False
             self._backlog = True
             self._cond.notify_all()
 
-    def _wait_drained(self, timeout: float | None) -> None:
+    def wait_drained(self, timeout: float | None) -> None:
         if not self._abandoned:  # never wait on a backend that hangs: it is all spooled
             with self._cond:
                 self._cond.wait_for(lambda: self._drain_done, timeout=timeout)
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -459,42 +461,3 @@ class Dispatcher:
                 self._next_replay = time.monotonic() + self._replay_delay
                 self._replay_delay = min(self._replay_delay * 2, _MAX_REPLAY_DELAY_S)
                 return
-
-
-class _Deadline:
-    """What is left of one time budget shared by several waits (None: no bound)."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self._end = None if timeout is None else time.monotonic() + timeout
-
-    def left(self) -> float | None:
-        return None if self._end is None else max(0.0, self._end - time.monotonic())
-
-
-def close_all(dispatchers: Sequence[Dispatcher], timeout: float | None) -> bool:
-    """Shut dispatchers down together: True when every event is stored or spooled (False
-    only when both a backend and the spool failed, which is logged as critical).
-
-    1. For up to half of ``shutdown_spool_s`` the workers go on as usual (a healthy backend
-       takes the queue directly). 2. Whatever is still queued or in flight is spooled by this
-       thread, so within ``shutdown_spool_s`` every unacknowledged event is in the spool. 3.
-       The workers replay the spool with what is left of ``timeout``, stopping at an outage.
-    """
-    if not dispatchers:
-        return True
-    deadline = _Deadline(timeout)
-    bound = min(d.config.shutdown_spool_s for d in dispatchers)
-    if timeout is not None:
-        bound = min(bound, timeout)
-    spool_by = time.monotonic() + bound
-    grace_end = time.monotonic() + bound / 2
-    for dispatcher in dispatchers:
-        dispatcher._wait_idle(grace_end - time.monotonic())
-    kept = [d._hand_over(spool_by - time.monotonic(), stop=True) for d in dispatchers]
-    for dispatcher in dispatchers:
-        dispatcher._start_drain()
-    for dispatcher in dispatchers:
-        dispatcher._wait_drained(deadline.left())
-    for dispatcher in dispatchers:
-        dispatcher._finish()
-    return all(kept) and not any(d.stats.dropped for d in dispatchers)

@@ -14,14 +14,14 @@ import logging
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from logkit.closing import Deadline, close_all
 from logkit.config import DispatchConfig, Settings, load_settings
-from logkit.dispatch import Dispatcher, close_all
+from logkit.dispatch import Dispatcher
 from logkit.envelope import Env, warm_up
 from logkit.errors import ConfigError, LogkitError
 from logkit.pipeline import PIPELINE
@@ -60,7 +60,7 @@ class Runtime:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Drain every dispatcher; ``timeout`` bounds the whole flush, not each dispatcher."""
-        deadline = _Deadline(timeout)
+        deadline = Deadline(timeout)
         return all([d.flush(deadline.left()) for d in self.dispatchers.values()])
 
     def close(self, timeout: float | None = None) -> bool:
@@ -86,16 +86,6 @@ class Runtime:
         self.spool.close()
         if self.spool_claim is not None:
             self.spool_claim.release(delete=empty)
-
-
-class _Deadline:
-    """What is left of one time budget shared by several waits (None: no bound)."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self._end = None if timeout is None else time.monotonic() + timeout
-
-    def left(self) -> float | None:
-        return None if self._end is None else max(0.0, self._end - time.monotonic())
 
 
 _lock = threading.RLock()

@@ -115,7 +115,8 @@ def replay(
 ) -> list[ReplayOutcome]:
     """Write what waits in the spool to its backends now (dead letters first moved back with
     ``requeue``). What a backend refuses again returns to the dead letters, with the reason."""
-    from logkit.dispatch import Dispatcher, close_all
+    from logkit.closing import close_all
+    from logkit.dispatch import Dispatcher
 
     replay_config = config.model_copy(update={"durability": "memory"})
     outcomes: list[ReplayOutcome] = []

@@ -108,8 +108,7 @@ def scan(
                     ok = (
                         salt_bytes.hex() == salt  # exactly as written: lowercase, no spaces
                         and type(payload) is bytes
-                        and sha256(salt_bytes + payload).hexdigest()
-                        == fields.get("payload_digest")
+                        and sha256(salt_bytes + payload).hexdigest() == fields.get("payload_digest")
                     )
                 elif ok:
                     ok = erased = salt is None and payload is None

@@ -177,9 +177,11 @@ class Dispatcher:
     def _commit_staged(self, batch: list[Event]) -> None:
         try:
             self.spool_now(batch)
-        except SinkUnavailable as exc:
-            # Degraded, not lost: the worker delivers them from memory like durability=memory.
-            self._report_spool_failure(exc)
+        except Exception as exc:  # emit must not fail: degrade, never lose
+            # The worker delivers them from memory, as with durability = "memory".
+            self._report_spool_failure(
+                exc if isinstance(exc, SinkUnavailable) else SinkUnavailable(type(exc).__name__)
+            )
             self._queue.extend(batch)
         else:
             self._fresh += len(batch)

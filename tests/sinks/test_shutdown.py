@@ -375,3 +375,36 @@ def test_emit_in_spool_durability_is_in_the_spool_when_it_returns(
         thread.join()
     assert spooled(runtime.spool.path) == sorted(e.payload["n"] for e in events)  # type: ignore[type-var]
     assert len(events) == 400
+
+
+def test_durability_spool_still_delivers_everything_to_a_healthy_backend(
+    configured: Any, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    runtime = configured(
+        env="dev",
+        sinks={"timeline": db, "audit": db},
+        dispatch={"spool_path": tmp_path / "spool.db", "durability": "spool"},
+    )
+    with logkit.bind(**SCOPE, run_id="run_d"):
+        sent = [logkit.emit("message", {"n": i}).event_id for i in range(500)]
+    assert logkit.flush(10)
+    assert [e.event_id for e in logkit.run_events("t_acme", "run_d")] == sent  # in order
+    assert runtime.spool.count() == 0
+
+
+def test_durability_spool_degrades_to_memory_when_the_spool_is_unusable(
+    configured: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "spool-dir").mkdir()
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    configured(
+        env="dev",
+        sinks={"timeline": db, "audit": db},
+        dispatch={"spool_path": tmp_path / "spool-dir", "durability": "spool"},
+    )
+    with logkit.bind(**SCOPE, run_id="run_m"):
+        for i in range(50):
+            logkit.emit("message", {"n": i})  # never raises: the request path goes on
+    assert logkit.flush(10)
+    assert len(logkit.run_events("t_acme", "run_m")) == 50

@@ -224,6 +224,12 @@ class Dispatcher:
 
     # --- shutdown (driven by logkit.closing) ------------------------------------------------
 
+    def secure(self, timeout: float) -> bool:
+        """From now on ``submit`` returns once the event is in the spool, and what is queued
+        or in flight is spooled now (the process is about to end in a way it cannot see)."""
+        self._durable = True
+        return self.hand_over(timeout, stop=False)
+
     def wait_idle(self, timeout: float) -> bool:
         with self._cond:
             self._flush_requested = True

@@ -224,29 +224,49 @@ def _shutdown() -> None:
     shutdown()
 
 
-_sigterm_installed = False
-
-
 def _install_sigterm_handler() -> None:
-    """Spool and drain on SIGTERM, then end as SIGTERM would have. Only from the main thread
-    and only over the default action: a server (uvicorn) or an app with its own handler
-    exits normally on SIGTERM, and the atexit shutdown does the same work then."""
-    global _sigterm_installed  # noqa: PLW0603 - one handler per process
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+    """Make SIGTERM keep what is queued (main thread only; a handler already there is kept
+    and called after ours, so a server's graceful shutdown still happens)."""
+    if threading.current_thread() is not threading.main_thread():
         return
     try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        current = signal.getsignal(signal.SIGTERM)
+        if isinstance(current, _SigtermHandler) or current in (signal.SIG_IGN, None):
             return
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, _SigtermHandler(current))
     except (ValueError, OSError):  # no signals here (an embedded interpreter)
         return
-    _sigterm_installed = True
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+class _SigtermHandler:
+    """Over the default action: shut down (spool within ``shutdown_spool_s``, drain), then
+    end as SIGTERM would have. Ahead of another handler (uvicorn's graceful shutdown, which
+    later ends the process with the default action, no exit hooks): spool what is queued now
+    and make every later emit synchronous (``durability = "spool"``), then let it go on."""
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if callable(self.previous):
+            _secure()
+            self.previous(signum, frame)
+            return
+        try:
+            shutdown()
+        except Exception as exc:  # ending the process matters more than a clean report
+            log.error("logkit: shutdown on SIGTERM failed: %s", type(exc).__name__)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _secure() -> None:
+    with _lock:
+        runtime = _runtime
+    if runtime is None:
+        return
     try:
-        shutdown()
-    except Exception as exc:  # ending the process matters more than a clean report
-        log.error("logkit: shutdown on SIGTERM failed: %s", type(exc).__name__)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+        for dispatcher in runtime.dispatchers.values():
+            dispatcher.secure(runtime.settings.dispatch.shutdown_spool_s)
+    except Exception as exc:  # the other handler must run whatever happens here
+        log.error("logkit: spooling on SIGTERM failed: %s", type(exc).__name__)

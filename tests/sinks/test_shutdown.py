@@ -189,14 +189,18 @@ UVICORN_APP = textwrap.dedent(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    port, backend_port, spool = sys.argv[1:4]
+    port, backend_port, spool, mode = sys.argv[1:5]
     os.environ["BIGQUERY_EMULATOR_HOST"] = f"http://127.0.0.1:{backend_port}"
-    logkit.configure(
-        env="prod",
-        sinks={"timeline": "%(uri)s", "audit": "sqlite:///audit.db"},
-        dispatch={"spool_path": spool},
-        redaction={"key": "test-key"},
-    )
+    settings = {
+        "LOGKIT_ENV": "prod",
+        "LOGKIT_SINKS__TIMELINE": "%(uri)s",
+        "LOGKIT_SINKS__AUDIT": "sqlite:///audit.db",
+        "LOGKIT_DISPATCH__SPOOL_PATH": spool,
+        "LOGKIT_REDACTION__KEY": "test-key",
+    }
+    os.environ.update(settings)
+    if mode == "import":
+        logkit.configure()  # before the server: logkit's SIGTERM handler comes first
 
     async def emit(request):
         n = int(request.query_params["n"])
@@ -206,6 +210,8 @@ UVICORN_APP = textwrap.dedent(
         return JSONResponse({"emitted": n})
 
     app = Starlette(routes=[Route("/emit", emit, methods=["POST"])])
+    if mode == "lifespan":  # configured at the app's start-up, under uvicorn's handler
+        app = logkit.CorrelationMiddleware(app)
     uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning")
     """
 )
@@ -222,14 +228,16 @@ def wait_for_port(port: int, process: Any, timeout: float = 30.0) -> None:
     pytest.fail(f"the app did not listen on {port} within {timeout} s")
 
 
+@pytest.mark.parametrize("configured_at", ["import", "lifespan"])
 def test_sigterm_to_a_uvicorn_app_spools_every_event_within_10_s(
-    hung: Hung, tmp_path: Path
+    hung: Hung, tmp_path: Path, configured_at: str
 ) -> None:
     script = tmp_path / "server.py"
     script.write_text(UVICORN_APP % {"uri": HUNG_URI, "scope": SCOPE})
     port = free_port()
+    spool = str(tmp_path / "spool.db")
     process = subprocess.Popen(
-        [sys.executable, str(script), str(port), str(hung.port), str(tmp_path / "spool.db")],
+        [sys.executable, str(script), str(port), str(hung.port), spool, configured_at],
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,

@@ -16,7 +16,7 @@ from typing import Any
 from logkit.config import DispatchConfig
 from logkit.errors import ConfigError, LogkitError, SinkUnavailable
 from logkit.sinks.protocols import Backend, Role
-from logkit.spool import DeadLetter, Spool
+from logkit.spool import BROKEN_MARK, DeadLetter, Spool
 from logkit.spooldir import FileClaim, spool_files
 
 
@@ -87,7 +87,13 @@ def status(config: DispatchConfig) -> list[SpoolFile]:
         except SinkUnavailable as exc:
             report.error = str(exc)
         found.append(report)
-    if config.spool_dir is None and not found:  # no spool yet, but maybe broken ones
+    if config.spool_dir is not None:  # files set aside when adopted, whoever did it
+        directory = Path(config.spool_dir)
+        aside = sorted(str(p) for p in directory.glob(f"*{BROKEN_MARK}*") if p.is_file())
+        listed = {b for f in found for b in f.broken}
+        if [p for p in aside if p not in listed]:
+            found.append(SpoolFile(str(directory), broken=[p for p in aside if p not in listed]))
+    elif not found:  # no spool yet, but maybe broken ones
         probe = Spool(Path(config.spool_path))
         broken = [str(p) for p in probe.broken_files()]
         if broken:

@@ -292,3 +292,19 @@ def test_a_process_that_is_gone_leaves_its_spool_to_the_next(
     assert second.adopter.adopted == 50 and spool_files(directory) == [second.spool.path]
     assert logkit.shutdown(5)
     assert spool_files(directory) == []  # an empty spool file is not left behind
+
+
+def test_an_unusable_file_left_in_a_spool_directory_is_set_aside_and_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    garbage = directory / "spool-gone-7-ffff.db"
+    garbage.write_bytes(os.urandom(4096))
+    assert adopt(Spool(tmp_path / "own.db"), garbage) == 0
+    assert not garbage.exists() and spool_files(directory) == []
+    monkeypatch.setenv("LOGKIT_DISPATCH__SPOOL_DIR", str(directory))
+    shown = runner.invoke(cli, ["spool", "show", "--json"])
+    assert shown.exit_code == 1, shown.output
+    (entry,) = json.loads(shown.output)["files"]
+    assert [Path(p).name for p in entry["broken"]] == ["spool-gone-7-ffff.db.broken-adopted"]

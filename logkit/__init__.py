@@ -21,6 +21,7 @@ from logkit.envelope import (
 )
 from logkit.errors import (
     AuditChainError,
+    AuditUnavailable,
     ConfigError,
     ContractError,
     LogkitError,
@@ -89,6 +90,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "ActorType",
     "AuditChainError",
+    "AuditUnavailable",
     "ConfigError",
     "ContractError",
     "CorrelationMiddleware",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -58,7 +58,23 @@ class DispatchConfig(BaseModel):
     retry_max_s: float = Field(2.0, ge=0)
     replay_interval_s: float = Field(1.0, gt=0)
     spool_path: Path = Path(".logkit/spool.db")
+    # A directory several processes or instances share (a mounted volume on Cloud Run): each
+    # process writes its own spool file there and adopts the files of processes that are gone,
+    # one claimant per file. When set, it replaces spool_path.
+    spool_dir: Path | None = None
+    # How often a process looks for spool files left in spool_dir by processes that are gone.
+    adopt_interval_s: float = Field(30.0, gt=0)
+    # memory: emit returns once the event is queued (a kill -9 can lose the last moments).
+    # spool: emit returns once the event is committed to the local spool (group commit).
+    durability: Literal["memory", "spool"] = "memory"
+    # At exit or SIGTERM, everything not yet acknowledged by a backend is in the spool within
+    # shutdown_spool_s, whatever the backends do; draining to the backends then goes on for
+    # what is left of shutdown_timeout_s (Cloud Run allows 10 s after SIGTERM).
+    shutdown_spool_s: float = Field(2.0, gt=0, le=30)
     shutdown_timeout_s: float = Field(10.0, ge=0)
+    # Install a SIGTERM handler that spools and drains before the process ends (main thread,
+    # only when nothing else handles SIGTERM yet).
+    handle_sigterm: bool = True
     # Bound on one backend operation (network timeouts), and on each check-sinks probe.
     timeout_s: float = Field(10.0, gt=0)
 
@@ -77,6 +93,14 @@ class AuditConfig(BaseModel):
     # Ed25519: the signer holds the private key; verifiers need only the public one.
     ed25519_private_key_file: Path | None = None
     ed25519_public_key_file: Path | None = None
+    # Retired keys, kept to verify the checkpoints they signed (key rotation): HMAC secrets
+    # (LOGKIT_AUDIT__VERIFY_HMAC_KEYS='["old-secret"]') and Ed25519 public key files.
+    verify_hmac_keys: list[SecretStr] = Field(default_factory=list)
+    verify_hmac_key_files: list[Path] = Field(default_factory=list)
+    verify_ed25519_public_key_files: list[Path] = Field(default_factory=list)
+    # The longest logkit.audit() retries an audit store that does not answer (e.g. a locked
+    # SQLite file) before it spools the record, or with strict raises AuditUnavailable.
+    append_timeout_s: float = Field(2.0, gt=0, le=60)
     # Where `audit verify` remembers the newest checkpoint it accepted per chain (rollback).
     seen_state: Path = Path(".logkit/audit-seen.json")
     # dev only, when no key is configured: generated on first use, kept out of git.

@@ -8,6 +8,7 @@ from typing import Any
 from logkit.context import active_span_ids, bound_fields
 from logkit.envelope import DEFAULT_STORAGE_CLASS, Event, EventType
 from logkit.errors import ContractError
+from logkit.jsonsafe import refuse_unencodable
 from logkit.pipeline import PIPELINE
 from logkit.redaction import clean_report
 
@@ -79,7 +80,9 @@ def _build(
         data["storage_class"] = DEFAULT_STORAGE_CLASS[kind]
     if payload is not None:
         data["payload"] = payload
-    return Event.from_dict(data)
+    event = Event.from_dict(data)
+    refuse_unencodable(event.payload)  # what no store could write is refused here, by name
+    return event
 
 
 _EVENT_TYPES: dict[object, EventType] = {t.value: t for t in EventType}
@@ -87,6 +90,7 @@ _EVENT_TYPES: dict[object, EventType] = {t.value: t for t in EventType}
 
 def emit_event(event: Event) -> Event:
     """Hand an already built event (e.g. from a legacy adapter) to the pipeline."""
+    refuse_unencodable(event.payload)
     if not PIPELINE.configured:
         _configure_on_first_use()
     return PIPELINE.process(event)

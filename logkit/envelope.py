@@ -167,6 +167,8 @@ class Event(BaseModel, metaclass=_ContractMeta):
         extra="forbid",
         use_enum_values=False,
         ser_json_timedelta="iso8601",
+        # JSON has no NaN or Infinity: stores would write null instead, silently.
+        allow_inf_nan=False,
         # The validator is built on first use (or by warm_up()), so `import logkit` and CLI
         # commands that never build an event do not pay for it.
         defer_build=True,

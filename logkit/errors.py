@@ -7,6 +7,7 @@
     ├── ConfigError                        configuration is missing or invalid
     ├── SinkError                          a store could not do what was asked
     │   ├── SinkUnavailable                the backend cannot be reached
+    │   │   └── AuditUnavailable           logkit.audit() could neither chain nor spool
     │   └── SinkWriteError                 the backend refused or failed a write
     ├── AuditChainError                    an audit chain is broken or cannot be appended
     ├── RedactionError                     the redaction gate could not process a value
@@ -82,6 +83,13 @@ class SinkError(LogkitError):
 
 class SinkUnavailable(SinkError):  # noqa: N818 - the name the design's error tree uses
     """The backend cannot be reached (network, credentials, emulator down)."""
+
+
+class AuditUnavailable(SinkUnavailable):
+    """``logkit.audit()`` could neither chain the record nor durably spool it: nothing was kept.
+
+    A SinkUnavailable, so code that already handles an unreachable audit store handles it.
+    """
 
 
 class SinkWriteError(SinkError):

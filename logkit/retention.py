@@ -306,9 +306,23 @@ def _record(runtime: Runtime, tenant_id: str, sweeps: list[Sweep], result: Reten
         counts[key] = counts.get(key, 0) + sweep.count
     payload = {
         "counts": counts,
+        # What `audit verify` needs to tell these erasures from tampering (see
+        # logkit/auditing/erasures.py): per app, the time before which payloads were erased.
+        "erased_before": _erased_before(runtime.settings.retention, tenant_id, sweeps),
         "cutoff_now": result.now.isoformat(),
         "held": [h for h in result.held if h.endswith(f"tenant {tenant_id}")],
         "failed": sorted({f"{s.backend} ({s.role})" for s in sweeps if s.error}),
     }
     event = record_operation(runtime, EventType.RETENTION_APPLIED, tenant_id, payload)
     result.records.append(event.event_id)
+
+
+def _erased_before(
+    config: RetentionConfig, tenant_id: str, sweeps: list[Sweep]
+) -> list[dict[str, Any]]:
+    others = apps_with_rules(config, tenant_id)
+    return [
+        {"app": s.app_id, "except_apps": [] if s.app_id else others, "before": s.cutoff}
+        for s in sweeps
+        if s.action == "erase_payloads"  # a failed sweep may have erased some: still named
+    ]

@@ -1,23 +1,29 @@
 """The configured runtime: settings -> backends -> stores -> dispatchers -> router.
 
 :func:`configure` builds it and installs the router as the pipeline's output; the first emit
-configures from file/environment/defaults if nobody called it. :func:`flush` drains, and
-interpreter shutdown flushes within ``dispatch.shutdown_timeout_s``.
+configures from file/environment/defaults if nobody called it. :func:`flush` drains. At
+interpreter exit, and on SIGTERM (a handler is installed when nothing else handles it), every
+event not yet acknowledged by a backend is in the spool within ``dispatch.shutdown_spool_s``,
+and draining goes on for what is left of ``dispatch.shutdown_timeout_s``.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
+import os
+import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from logkit.config import Settings, load_settings
+from logkit.closing import Deadline, close_all
+from logkit.config import DispatchConfig, Settings, load_settings
 from logkit.dispatch import Dispatcher
 from logkit.envelope import Env, warm_up
-from logkit.errors import ConfigError
+from logkit.errors import ConfigError, LogkitError
 from logkit.pipeline import PIPELINE
 from logkit.redaction.gate import set_redactor
 from logkit.redaction.policy import build_gate, key_provider
@@ -26,6 +32,9 @@ from logkit.routing import Router
 from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, EventStore, Role
 from logkit.sinks.registry import backend_class, open_backend
 from logkit.spool import Spool
+from logkit.spooldir import Adopter, FileClaim, own_spool
+
+log = logging.getLogger("logkit.runtime")
 
 
 @dataclass
@@ -38,6 +47,10 @@ class Runtime:
     spool: Spool
     uris: dict[Role, str] = field(default_factory=dict)
     keys: KeyProvider | None = None  # keys of sealed raw payloads
+    # With dispatch.spool_dir: this process's claim on its own spool file, and the thread
+    # that adopts the files of processes that are gone.
+    spool_claim: FileClaim | None = None
+    adopter: Adopter | None = None
 
     def describe(self, role: Role) -> str:
         """The role's backend in one credential-free line (for reports and errors)."""
@@ -47,29 +60,35 @@ class Runtime:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Drain every dispatcher; ``timeout`` bounds the whole flush, not each dispatcher."""
-        deadline = _Deadline(timeout)
+        deadline = Deadline(timeout)
         return all([d.flush(deadline.left()) for d in self.dispatchers.values()])
 
     def close(self, timeout: float | None = None) -> bool:
-        deadline = _Deadline(timeout)
-        drained = all([d.close(deadline.left()) for d in self.dispatchers.values()])
+        """Spool what is unacknowledged (within ``shutdown_spool_s``), drain for the rest of
+        ``timeout``, close everything. True when every event is stored or spooled."""
+        if self.adopter is not None:
+            self.adopter.stop()
+        drained = close_all(list(self.dispatchers.values()), timeout)
         for backend in self.backends.values():
             backend.close()
         close_keys = getattr(self.keys, "close", None)
         if close_keys is not None:  # a store-backed key provider holds its own connections
             close_keys()
-        self.spool.close()
+        self._release_spool()
         return drained
 
-
-class _Deadline:
-    """What is left of one time budget shared by several waits (None: no bound)."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self._end = None if timeout is None else time.monotonic() + timeout
-
-    def left(self) -> float | None:
-        return None if self._end is None else max(0.0, self._end - time.monotonic())
+    def _release_spool(self) -> None:
+        """Close the spool; an own file in spool_dir is deleted when empty, else left for
+        whichever process adopts it next."""
+        empty = False
+        if self.spool_claim is not None:
+            try:
+                empty = self.spool.count() == 0 and self.spool.dead_count() == 0
+            except LogkitError:
+                empty = False
+        self.spool.close()
+        if self.spool_claim is not None:
+            self.spool_claim.release(delete=empty)
 
 
 _lock = threading.RLock()
@@ -104,12 +123,12 @@ def build(settings: Settings) -> Runtime:
         if uri not in backends:
             backends[uri] = open_backend(uri)
     stores = {role: backends[uri].store(role) for role, uri in uris.items()}
-    spool = Spool(Path(settings.dispatch.spool_path))
+    spool, claim = open_spool(settings.dispatch)
     dispatchers = {
         role: Dispatcher(f"{uri}#{role.value}", stores[role], spool, settings.dispatch)
         for role, uri in uris.items()
     }
-    return Runtime(
+    runtime = Runtime(
         settings,
         backends,
         stores,
@@ -118,7 +137,28 @@ def build(settings: Settings) -> Runtime:
         spool,
         uris,
         key_provider(settings),
+        spool_claim=claim,
     )
+    if settings.dispatch.spool_dir is not None:
+
+        def replay_adopted() -> None:
+            for dispatcher in dispatchers.values():
+                dispatcher.wake_replay()
+
+        directory = Path(settings.dispatch.spool_dir)
+        interval = settings.dispatch.adopt_interval_s
+        runtime.adopter = Adopter(spool, directory, interval, replay_adopted)
+    return runtime
+
+
+def open_spool(config: DispatchConfig) -> tuple[Spool, FileClaim | None]:
+    """``spool_path``, or with ``spool_dir`` a new file of this process claimed there."""
+    if config.spool_dir is None:
+        return Spool(Path(config.spool_path)), None
+    try:
+        return own_spool(Path(config.spool_dir))
+    except OSError as exc:
+        raise ConfigError(f"dispatch.spool_dir {config.spool_dir} is unusable: {exc}") from None
 
 
 def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtime:
@@ -143,6 +183,8 @@ def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtim
         if not _atexit_registered:
             atexit.register(_shutdown)
             _atexit_registered = True
+    if settings.dispatch.handle_sigterm:
+        _install_sigterm_handler()
     if previous is not None:
         previous.close(previous.settings.dispatch.shutdown_timeout_s)
     return runtime
@@ -183,3 +225,51 @@ def shutdown(timeout: float | None = None) -> bool:
 
 def _shutdown() -> None:
     shutdown()
+
+
+def _install_sigterm_handler() -> None:
+    """Make SIGTERM keep what is queued (main thread only; a handler already there is kept
+    and called after ours, so a server's graceful shutdown still happens)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if isinstance(current, _SigtermHandler) or current in (signal.SIG_IGN, None):
+            return
+        signal.signal(signal.SIGTERM, _SigtermHandler(current))
+    except (ValueError, OSError):  # no signals here (an embedded interpreter)
+        return
+
+
+class _SigtermHandler:
+    """Over the default action: shut down (spool within ``shutdown_spool_s``, drain), then
+    end as SIGTERM would have. Ahead of another handler (uvicorn's graceful shutdown, which
+    later ends the process with the default action, no exit hooks): spool what is queued now
+    and make every later emit synchronous (``durability = "spool"``), then let it go on."""
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if callable(self.previous):
+            _secure()
+            self.previous(signum, frame)
+            return
+        try:
+            shutdown()
+        except Exception as exc:  # ending the process matters more than a clean report
+            log.error("logkit: shutdown on SIGTERM failed: %s", type(exc).__name__)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _secure() -> None:
+    with _lock:
+        runtime = _runtime
+    if runtime is None:
+        return
+    try:
+        for dispatcher in runtime.dispatchers.values():
+            dispatcher.secure(runtime.settings.dispatch.shutdown_spool_s)
+    except Exception as exc:  # the other handler must run whatever happens here
+        log.error("logkit: spooling on SIGTERM failed: %s", type(exc).__name__)

@@ -13,7 +13,9 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from logkit.auditing.verify import PAGE, ChainReport, ScanState, _ChainBreakError, scan
+from logkit.auditing.erasures import Erasures
+from logkit.auditing.report import ChainReport
+from logkit.auditing.scan import ChainBreak, ScanState, read_page, scan
 from logkit.sinks.protocols import AuditStore, Role
 
 PARALLEL_MIN = 200_000
@@ -40,25 +42,25 @@ def verify_segment(
     uri: str, chain_id: str, start: int, stop: int | None, wanted: frozenset[int]
 ) -> SegmentResult:
     store = _open(uri)
-    state = ScanState(expected=start)
+    state = ScanState(expected=start, erasures=Erasures(store))
     if start > 0:
         before = store.records(chain_id, after_seq=start - 3, limit=2)
-        by_seq = {r.seq: r.hash for r in before}
+        by_seq = {r.seq: r.hash for r in before if type(r.seq) is int}
         if start - 1 not in by_seq:  # the segment before reports it as missing
             return SegmentResult(start, 0, 0, {}, None)
         state.prev, state.prev2 = by_seq[start - 1], by_seq.get(start - 2)
     try:
-        while batch := store.records(chain_id, after_seq=state.expected - 1, limit=PAGE):
+        while batch := read_page(store, chain_id, state.expected):
             if stop is not None:
-                batch = [r for r in batch if r.seq < stop]
+                batch = [r for r in batch if type(r.seq) is not int or r.seq < stop]
             if not batch:
                 break
             scan(batch, chain_id, state, wanted)
             if stop is not None and state.expected >= stop:
                 break
         if stop is not None and state.expected < stop:
-            raise _ChainBreakError(state.expected, "missing", f"seq {state.expected} is missing")
-    except _ChainBreakError as brk:
+            raise ChainBreak(state.expected, "missing", f"seq {state.expected} is missing")
+    except ChainBreak as brk:
         return SegmentResult(
             start,
             state.expected - start,
@@ -87,13 +89,7 @@ def verify_chain_parallel(
         report.erased += result.erased
         hashes.update(result.hashes_at)
         if result.brk is not None:
-            seq, kind, detail = result.brk
-            report.status, report.first_bad_seq, report.kind, report.detail = (
-                "broken",
-                seq,
-                kind,
-                detail,
-            )
+            report.fail(*result.brk)
             report.records = result.start + result.scanned
             break
     else:

@@ -19,7 +19,9 @@ RunOption = Annotated[
 ]
 
 
-def _open(config: str | None, tenant: str, run: str | None) -> tuple[Any, Any, list[str]]:
+def _open(
+    config: str | None, tenant: str, run: str | None, *, allow_none: bool = False
+) -> tuple[Any, Any, list[str]]:
     """Settings, the audit store, and the chains to work on; usage errors exit 2."""
     from logkit.config import load_settings
     from logkit.errors import ConfigError, LogkitError
@@ -40,10 +42,14 @@ def _open(config: str | None, tenant: str, run: str | None) -> tuple[Any, Any, l
         chains = store.chain_ids(tenant, run)
     except LogkitError as exc:
         fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
-    if not chains:
-        scope = f"tenant {tenant}" + (f", run {run}" if run else "")
-        fail(f"no audit chain found for {scope}: nothing to verify or sign", EXIT_PROBLEM)
+    if not chains and not allow_none:
+        _nothing(tenant, run)
     return settings, store, chains
+
+
+def _nothing(tenant: str, run: str | None) -> None:
+    scope = f"tenant {tenant}" + (f", run {run}" if run else "")
+    fail(f"no audit chain found for {scope}: nothing to verify or sign", EXIT_PROBLEM)
 
 
 @app.command("verify")
@@ -61,41 +67,42 @@ def verify(
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Verify every chain of a tenant (or one run): hashes, links, payload digests, checkpoints.
+    """Verify every chain of a tenant (or one run): hashes, links, payload digests, erasures,
+    checkpoints, and that no chain a checkpoint or an earlier verify vouched for is gone.
 
     Exit 0 when intact, 1 naming the chain, first bad seq and kind of break, 2 on usage errors.
     """
     from logkit.auditing.checkpoint import load_keys, read_file
+    from logkit.auditing.evidence import load_seen
+    from logkit.auditing.verify import expected_chains
     from logkit.auditing.verify import verify as run_verify
     from logkit.errors import ConfigError, LogkitError
 
-    settings, store, chains = _open(config, tenant, run)
+    settings, store, chains = _open(config, tenant, run, allow_none=True)
     try:
         keys = load_keys(settings.audit, settings.env)
         checkpoints = read_file(checkpoint) if checkpoint is not None else None
     except ConfigError as exc:
         fail(str(exc))
+    seen_path = settings.audit.seen_state
+    if not chains and not expected_chains(checkpoints or [], load_seen(seen_path), tenant, run):
+        _nothing(tenant, run)
+    options: dict[str, Any] = {
+        "checkpoints": checkpoints,
+        "seen_path": seen_path,
+        "tenant_id": tenant,
+        "run_id": run,
+        **_parallel(settings),
+    }
     try:
         if json_output:
-            report = run_verify(
-                store,
-                chains,
-                keys,
-                checkpoints=checkpoints,
-                seen_path=settings.audit.seen_state,
-                **_parallel(settings),
-            )
+            report = run_verify(store, chains, keys, **options)
         else:
-            report = _verify_with_progress(
-                store,
-                chains,
-                keys,
-                checkpoints=checkpoints,
-                seen_path=settings.audit.seen_state,
-                parallel=_parallel(settings),
-            )
+            report = _verify_with_progress(store, chains, keys, options)
     except LogkitError as exc:
         fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
+    except OSError as exc:
+        fail(f"cannot keep the verified state in {seen_path}: {exc.strerror}")
     if json_output:
         print_json(report.as_dict())
     else:
@@ -112,40 +119,37 @@ def _parallel(settings: Any) -> dict[str, Any]:
     return {"uri": settings.sink_uri(Role.AUDIT), "workers": os.cpu_count() or 1}
 
 
-def _verify_with_progress(
-    store: Any,
-    chains: list[str],
-    keys: Any,
-    *,
-    checkpoints: Any,
-    seen_path: Path,
-    parallel: dict[str, Any],
-) -> Any:
+def _verify_with_progress(store: Any, chains: list[str], keys: Any, options: dict[str, Any]) -> Any:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from logkit.auditing.checkpoint import chain_head
     from logkit.auditing.verify import verify as run_verify
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
     ) as bar:
-        tasks = {}
-        for chain_id in chains:
-            head = chain_head(store, chain_id)
-            tasks[chain_id] = bar.add_task(chain_id, total=(head[0] + 1) if head else 0)
-        return run_verify(
-            store,
-            chains,
-            keys,
-            checkpoints=checkpoints,
-            seen_path=seen_path,
-            progress=lambda chain_id, n: bar.advance(tasks[chain_id], n),
-            **parallel,
-        )
+        tasks: dict[str, Any] = {}
+
+        def advance(chain_id: str, n: int) -> None:
+            if chain_id not in tasks:
+                tasks[chain_id] = bar.add_task(escape(chain_id), total=_length(store, chain_id))
+            bar.advance(tasks[chain_id], n)
+
+        return run_verify(store, chains, keys, progress=advance, **options)
+
+
+def _length(store: Any, chain_id: str) -> int | None:
+    """The chain's length from its head, for the progress bar (None when it is unreadable)."""
+    try:
+        head = store.head(chain_id)
+    except Exception:  # a tampered head: the verification names it, the bar just goes on
+        return None
+    return head[0] + 1 if head and type(head[0]) is int else 0
 
 
 def _print_report(report: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="audit chains: " + ("intact" if report.ok else "BROKEN"))
@@ -155,13 +159,13 @@ def _print_report(report: Any) -> None:
         status = "[green]ok[/green]" if chain.status == "ok" else f"[red]{chain.kind}[/red]"
         bad = "" if chain.first_bad_seq is None else str(chain.first_bad_seq)
         table.add_row(
-            chain.chain_id,
+            escape(chain.chain_id),
             str(chain.records),
             str(chain.erased),
             status,
             bad,
-            chain.checkpoint,
-            chain.detail or "",
+            escape(chain.checkpoint),
+            escape(chain.detail or ""),
         )
     Console().print(table)
 
@@ -193,21 +197,21 @@ def checkpoint(
         fail(str(exc))
     except LogkitError as exc:
         fail(f"cannot checkpoint: {exc}", EXIT_PROBLEM)
+    except (TypeError, ValueError) as exc:  # a head the store cannot read back
+        fail(
+            f"cannot checkpoint: a chain head cannot be read ({type(exc).__name__}); "
+            "run `logkit audit verify` to see which",
+            EXIT_PROBLEM,
+        )
     if out is not None:
         try:
             write_file(out, made)
         except OSError as exc:
             fail(f"cannot write {out}: {exc.strerror}", EXIT_PROBLEM)
     if json_output:
-        print_json({"checkpoints": [_as_dict(c) for c in made], "file": str(out) if out else None})
+        print_json({"checkpoints": [c.as_dict() for c in made], "file": str(out) if out else None})
         return
     for c in made:
         typer.echo(f"{c.chain_id}: seq {c.seq} {c.hash[:16]}… signed {c.alg} ({c.key_id})")
     if out is not None:
         typer.echo(f"wrote {len(made)} checkpoint(s) to {out}")
-
-
-def _as_dict(checkpoint: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(checkpoint)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, codemod, demo, dsar, retention, serve, sinks, timeline, usage
+from logkit.cli import (
+    audit,
+    codemod,
+    demo,
+    dsar,
+    retention,
+    serve,
+    sinks,
+    spool,
+    timeline,
+    usage,
+)
 
 app = typer.Typer(
     name="logkit",
@@ -22,6 +33,7 @@ app.add_typer(timeline.app, name="timeline")
 app.add_typer(dsar.app, name="dsar")
 app.add_typer(retention.app, name="retention")
 app.add_typer(codemod.app, name="codemod")
+app.add_typer(spool.app, name="spool")
 
 
 @app.command("version")

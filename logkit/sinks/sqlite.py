@@ -69,17 +69,31 @@ def path_from_uri(uri: str) -> Path:
     return Path(uri[len(prefix) :].split("?", 1)[0])
 
 
+def timeout_from_uri(uri: str) -> float:
+    """``?timeout=SECONDS``: how long a write waits for another writer's lock (default 10)."""
+    from urllib.parse import parse_qsl
+
+    options = dict(parse_qsl(uri.partition("?")[2]))
+    try:
+        seconds = float(options.get("timeout", "10"))
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"timeout must be a positive number of seconds (in {uri!r})")
+    return seconds
+
+
 class SQLiteBackend:
     scheme: ClassVar[str] = "sqlite"
     durable: ClassVar[bool] = True
     roles: ClassVar[frozenset[Role]] = frozenset(Role)
     chains: ClassVar[bool] = True  # keeps an audit chain of record (compare-and-append)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = path
         self._connections = ThreadConnections(
             path,
-            timeout=10.0,
+            timeout=timeout,
             pragmas=(
                 "PRAGMA journal_mode=WAL",
                 # NORMAL is durable across application crashes in WAL mode; only a power
@@ -97,7 +111,7 @@ class SQLiteBackend:
 
     @classmethod
     def from_uri(cls, uri: str) -> SQLiteBackend:
-        return cls(path_from_uri(uri))
+        return cls(path_from_uri(uri), timeout_from_uri(uri))
 
     def describe(self) -> str:
         return f"sqlite {self.path}"

@@ -75,6 +75,7 @@ class SQLiteAuditStore:
         self._heads: dict[str, tuple[int, str]] = {}
         self._lock = threading.Lock()
 
+    @mapped
     def append(self, events: Sequence[Event]) -> list[Event]:
         with self._lock:
             if len(events) == 1:
@@ -142,6 +143,7 @@ class SQLiteAuditStore:
     def write(self, events: Sequence[Event]) -> None:
         self.append(events)
 
+    @mapped
     def query(self, query: Query) -> Page:
         where, params = query_where(query)
         limit = clamp_limit(query.limit)
@@ -186,6 +188,7 @@ class SQLiteAuditStore:
             self.backend.forget_old_pages()
         return int(erased)
 
+    @mapped
     def chain_ids(self, tenant_id: str, run_id: str | None = None) -> list[str]:
         if run_id is not None:
             chain_id = chain_id_of(tenant_id, run_id)
@@ -203,8 +206,9 @@ class SQLiteAuditStore:
             )
             .fetchall()
         )
-        return [r[0] for r in rows]
+        return [str(r[0]) for r in rows]
 
+    @mapped
     def records(
         self, chain_id: str, *, after_seq: int = -1, limit: int = 1000
     ) -> list[StoredRecord]:
@@ -219,11 +223,13 @@ class SQLiteAuditStore:
         )
         return list(map(StoredRecord._make, rows))
 
+    @mapped
     def head(self, chain_id: str) -> tuple[int, str] | None:
         """(seq, hash) of the chain's last record, None for an empty chain."""
         seq, hash_hex = _head(self.backend.connection(), chain_id)
         return None if seq < 0 else (seq, hash_hex)
 
+    @mapped
     def put_checkpoint(self, chain_id: str, seq: int, document: str) -> None:
         with self.backend.transaction() as conn:
             conn.execute(
@@ -231,6 +237,7 @@ class SQLiteAuditStore:
                 (chain_id, seq, document),
             )
 
+    @mapped
     def checkpoints(self, chain_id: str) -> list[str]:
         rows = (
             self.backend.connection()

@@ -337,8 +337,36 @@ def test_a_checkpoint_older_than_one_already_seen_is_refused(chain: Chain) -> No
 def test_erased_payload_verifies_as_erased(chain: Chain) -> None:
     row = chain.tamper.get(chain.chain_id, 2)
     chain.tamper.put(chain.chain_id, 2, {**row, "payload": None, "payload_salt": None})
+    # What logkit.dsar.delete appends after erasing: the positions it erased.
+    chain.store.append(
+        [
+            Event(
+                **SCOPE,
+                event_type="dsar_erasure",
+                storage_class="audit",
+                payload={"user_id": "u2", "erased": {chain.chain_id: [2]}},
+            )
+        ]
+    )
     report = only(chain.verify())
     assert report.status == "ok" and report.erased == 1
+
+
+def test_erasure_without_an_erasure_record_is_tampering(chain: Chain) -> None:
+    row = chain.tamper.get(chain.chain_id, 2)
+    chain.tamper.put(chain.chain_id, 2, {**row, "payload": None, "payload_salt": None})
+    chain.store.append(  # an erasure record that names another position explains nothing here
+        [
+            Event(
+                **SCOPE,
+                event_type="dsar_erasure",
+                storage_class="audit",
+                payload={"erased": {chain.chain_id: [3]}},
+            )
+        ]
+    )
+    report = only(chain.verify())
+    assert (report.first_bad_seq, report.kind) == (2, "unexplained_erasure")
 
 
 def test_half_erased_payload_is_tampering(chain: Chain) -> None:
@@ -552,7 +580,9 @@ def test_record_bytes_are_the_jcs_of_the_hashed_view(event: Event) -> None:
     assert linked.record_bytes == rfc8785.dumps(logkit.chain.hashed_view(linked.event))
 
 
-@pytest.mark.parametrize("attack", ["none", "modify", "remove_boundary", "remove_last", "erase"])
+@pytest.mark.parametrize(
+    "attack", ["none", "modify", "remove_boundary", "remove_last", "erase", "fake_erase"]
+)
 def test_parallel_verification_agrees_with_the_serial_walk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str
 ) -> None:
@@ -574,8 +604,10 @@ def test_parallel_verification_agrees_with_the_serial_walk(
         chain.tamper.remove(chain.chain_id, 39)
         chain.tamper.remove(chain.chain_id, 38)
         chain.tamper.put(chain.chain_id, 38, chain.tamper.get(chain.chain_id, 37) | {"seq": 38})
-    elif attack == "erase":
+    elif attack in ("erase", "fake_erase"):
         chain.tamper.put(chain.chain_id, 20, {**row, "payload": None, "payload_salt": None})
+        named = {chain.chain_id: [20 if attack == "erase" else 21]}
+        chain.store.append([Event(**SCOPE, event_type="dsar_erasure", payload={"erased": named})])
     serial = verify(chain.store, [chain.chain_id], chain.keys, checkpoints=[])
     split = verify(
         chain.store, [chain.chain_id], chain.keys, checkpoints=[], uri=f"sqlite:///{db}", workers=2

@@ -284,6 +284,11 @@ def test_erase_payloads_keeps_the_chain_verifiable(audit_store: AuditStore) -> N
     assert audit_store.records("t_other/_tenant")[0].payload_bytes is not None
     keys = load_keys(AuditConfig(hmac_key="k"), Env.PROD)  # type: ignore[arg-type]
     report = verify(audit_store, ["t_acme/run_e"], keys)
+    # An erasure no erasure record explains is tampering; the record DSAR appends explains it.
+    assert (report.chains[0].first_bad_seq, report.chains[0].kind) == (1, "unexplained_erasure")
+    named = {"t_acme/run_e": [1, 3, 5]}
+    audit_store.append([ev(10, event_type="dsar_erasure", payload={"erased": named})])
+    report = verify(audit_store, ["t_acme/run_e"], keys)
     assert report.ok and report.chains[0].erased == 3
     back = read_all(audit_store, Query(tenant_id="t_acme", user_id="u1"))
     assert [e.payload for e in back] == [{}] * 3 and all(e.payload_digest for e in back)

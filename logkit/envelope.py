@@ -269,6 +269,7 @@ def _without_input(message: str) -> str:
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+_JSON_TAGS = frozenset({"list", "dict", "str", "bool", "int", "float"})
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -280,7 +281,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return "<event>"
     parts = [str(loc[0])]
-    for part in loc[1:]:
+    for i, part in enumerate(loc[1:]):
+        if i % 2 and part in _JSON_TAGS:
+            continue  # pydantic names the JSON union member it tried after each key or index
         if isinstance(part, int) or _PLAIN_KEY.fullmatch(part):
             parts.append(str(part))
         else:

@@ -200,18 +200,28 @@ class SQLiteStore:
             first.setdefault((e.tenant_id, e.event_id), e)
         unique = list(first.values())
         with self.backend.transaction() as conn:
-            conn.execute("SAVEPOINT logkit_write")
-            if self._insert(conn, unique) != len(unique):
-                # Some were stored before (a replay from the spool): number the new ones only.
-                conn.execute("ROLLBACK TO logkit_write")
-                self._insert(conn, self._not_stored(conn, unique))
-            conn.execute("RELEASE logkit_write")
+            heads = self._heads(conn, {e.tenant_id for e in unique})
+            numbered = dict(heads)
+            if self._insert(conn, unique, numbered) != len(unique):
+                # Some were stored before (a replay from the spool): take back this batch's
+                # rows (each is past its tenant's head) and number the new ones only. Cheaper
+                # than a savepoint, whose journal every batch would pay for.
+                for tenant, head in heads.items():
+                    sql = f"DELETE FROM {self.table} WHERE tenant_id = ? AND tpos > ?"
+                    conn.execute(sql, (tenant, head))
+                numbered = dict(heads)
+                self._insert(conn, self._not_stored(conn, unique), numbered)
+            conn.executemany(
+                "INSERT INTO logkit_feed_heads (tbl, tenant_id, newest) VALUES (?, ?, ?) "
+                "ON CONFLICT (tbl, tenant_id) DO UPDATE SET newest = excluded.newest",
+                [(self.table, t, n) for t, n in numbered.items() if n != heads[t]],
+            )
 
-    def _insert(self, conn: sqlite3.Connection, events: Sequence[Event]) -> int:
-        """Insert ``events`` at their tenants' next positions; how many rows were inserted."""
-        if not events:
-            return 0
-        heads = self._heads(conn, {e.tenant_id for e in events})
+    def _insert(
+        self, conn: sqlite3.Connection, events: Sequence[Event], heads: dict[str, int]
+    ) -> int:
+        """Insert ``events`` after their tenants' ``heads`` (advanced in place); how many rows
+        were inserted."""
         values: list[object] = []
         for e in events:
             heads[e.tenant_id] += 1
@@ -231,13 +241,7 @@ class SQLiteStore:
         for start in range(0, len(values), chunk):
             part = values[start : start + chunk]
             conn.execute(self._insert_sql(len(part) // width), part)
-        inserted = conn.total_changes - before
-        conn.executemany(
-            "INSERT INTO logkit_feed_heads (tbl, tenant_id, newest) VALUES (?, ?, ?) "
-            "ON CONFLICT (tbl, tenant_id) DO UPDATE SET newest = excluded.newest",
-            [(self.table, tenant, newest) for tenant, newest in heads.items()],
-        )
-        return inserted
+        return conn.total_changes - before
 
     def _heads(self, conn: sqlite3.Connection, tenants: set[str]) -> dict[str, int]:
         names = tuple(tenants)

@@ -114,3 +114,12 @@ def test_a_replayed_batch_numbers_only_the_new_events(feed: Feed) -> None:
         (4, "e0004"),
     ]
     assert feed.feed_bounds("t_b") == (1, 1)
+
+
+def test_a_batch_stored_before_takes_no_positions(feed: Feed) -> None:
+    feed.write([event(0), event(1)])  # type: ignore[attr-defined]
+    feed.write([event(1), event(0)])  # type: ignore[attr-defined]  # all of it a replay
+    feed.write([])  # type: ignore[attr-defined]
+    assert feed.feed_bounds("t_a") == (1, 2)
+    feed.write([event(2)])  # type: ignore[attr-defined]
+    assert [r.position for r in feed.feed_after("t_a", 0)[0]] == [1, 2, 3]

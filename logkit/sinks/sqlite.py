@@ -10,6 +10,7 @@ tenant's newest position so that none is reused after a delete.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -195,22 +196,18 @@ class SQLiteStore:
     def write(self, events: Sequence[Event]) -> None:
         # The first of repeated event_ids is kept, within a batch and across batches: the
         # idempotence the contract asks for. Only events really stored get a position.
-        first: dict[tuple[str, str], Event] = {}
-        for e in events:
-            first.setdefault((e.tenant_id, e.event_id), e)
-        unique = list(first.values())
         with self.backend.transaction() as conn:
-            heads = self._heads(conn, {e.tenant_id for e in unique})
+            heads = self._heads(conn, {e.tenant_id for e in events})
             numbered = dict(heads)
-            if self._insert(conn, unique, numbered) != len(unique):
-                # Some were stored before (a replay from the spool): take back this batch's
-                # rows (each is past its tenant's head) and number the new ones only. Cheaper
-                # than a savepoint, whose journal every batch would pay for.
+            if self._insert(conn, events, numbered) != len(events):
+                # Some were stored before (a replay from the spool) or repeat in the batch:
+                # take back this batch's rows (each is past its tenant's head) and number the
+                # new ones only. Cheaper than a savepoint, whose journal every batch would pay.
                 for tenant, head in heads.items():
                     sql = f"DELETE FROM {self.table} WHERE tenant_id = ? AND tpos > ?"
                     conn.execute(sql, (tenant, head))
                 numbered = dict(heads)
-                self._insert(conn, self._not_stored(conn, unique), numbered)
+                self._insert(conn, self._not_stored(conn, events), numbered)
             conn.executemany(
                 "INSERT INTO logkit_feed_heads (tbl, tenant_id, newest) VALUES (?, ?, ?) "
                 "ON CONFLICT (tbl, tenant_id) DO UPDATE SET newest = excluded.newest",
@@ -222,19 +219,22 @@ class SQLiteStore:
     ) -> int:
         """Insert ``events`` after their tenants' ``heads`` (advanced in place); how many rows
         were inserted."""
+        following = {tenant: itertools.count(head + 1).__next__ for tenant, head in heads.items()}
         values: list[object] = []
         for e in events:
-            heads[e.tenant_id] += 1
+            tenant = e.tenant_id
             values += (
                 e.event_id,
-                e.tenant_id,
+                tenant,
                 e.run_id,
                 e.user_id,
                 e.event_type,
                 cursor.to_micros(e.ts),
                 e.to_json(),
-                heads[e.tenant_id],
+                following[tenant](),
             )
+        for tenant, position in following.items():
+            heads[tenant] = position() - 1
         width = len(_COLUMNS)
         chunk = _ROWS_PER_STATEMENT * width
         before = conn.total_changes
@@ -253,7 +253,12 @@ class SQLiteStore:
         heads.update(conn.execute(sql, (self.table, *names)).fetchall())
         return heads
 
-    def _not_stored(self, conn: sqlite3.Connection, events: list[Event]) -> list[Event]:
+    def _not_stored(self, conn: sqlite3.Connection, events: Sequence[Event]) -> list[Event]:
+        """The first of each (tenant, event_id) in ``events`` that the table does not hold."""
+        first: dict[tuple[str, str], Event] = {}
+        for e in events:
+            first.setdefault((e.tenant_id, e.event_id), e)
+        events = list(first.values())
         stored: set[tuple[str, str]] = set()
         for start in range(0, len(events), _ROWS_PER_STATEMENT):
             part = events[start : start + _ROWS_PER_STATEMENT]

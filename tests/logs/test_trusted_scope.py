@@ -342,3 +342,52 @@ def test_no_scope_headers_raise_mode_is_a_contract_error(configured: Any, tmp_pa
             client.get("/work")
         assert client.get("/work", headers=bearer("acme-token")).status_code == 200
     assert logkit.current_scope() == {}
+
+
+# --- where the service scope comes from -------------------------------------------------------
+
+
+def test_service_scope_from_toml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: Any
+) -> None:
+    from logkit.config import load_settings
+    from logkit.context import service_scope
+
+    uri = f"sqlite:///{tmp_path / 'svc.db'}"
+    path = tmp_path / "logkit.toml"
+    path.write_text(
+        f'env = "prod"\n[sinks]\ntimeline = "{uri}"\naudit = "{uri}"\n'
+        '[service]\nproject_id = "p_support"\napp_id = "support-bot"\n'
+    )
+    monkeypatch.setenv("LOGKIT_SERVICE__SURFACE_ID", "voice")
+    monkeypatch.setenv("LOGKIT_SERVICE__APP_ID", "support-bot-2")
+    assert load_settings(path).service_scope() == {
+        "env": logkit.Env.PROD,
+        "project_id": "p_support",
+        "app_id": "support-bot-2",  # LOGKIT_* wins over the file
+        "surface_id": "voice",
+    }
+    configured(path)
+    assert dict(service_scope()) == load_settings(path).service_scope()
+    event = logkit.emit("message", tenant_id="t_acme")
+    assert (event.env, event.project_id, event.app_id, event.surface_id) == (
+        logkit.Env.PROD,
+        "p_support",
+        "support-bot-2",
+        "voice",
+    )
+    with logkit.bind(app_id="batch-job"):  # code may narrow the base layer; requests may not
+        assert logkit.emit("message", tenant_id="t_acme").app_id == "batch-job"
+    from tests.logs.test_event_contract import full_dataset_event
+
+    legacy = logkit.from_legacy(full_dataset_event(env="stage"))  # the service fills the rest
+    assert (legacy.env, legacy.project_id, legacy.app_id) == (
+        logkit.Env.STAGING,  # what the legacy record says wins over the base layer
+        "p_support",
+        "support-bot-2",
+    )
+    monkeypatch.setenv("LOGKIT_SERVICE__ENV", "dev")
+    with pytest.raises(ConfigError, match="service"):
+        load_settings(path)  # env is the top-level setting, one place only
+    for name in ("ENV", "APP_ID", "SURFACE_ID"):  # before `configured` restores the runtime
+        monkeypatch.delenv(f"LOGKIT_SERVICE__{name}")

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from logkit.asgi import CorrelationMiddleware
     from logkit.auditing.write import audit
     from logkit.calls import model_call, tool_call
+    from logkit.counting import counters
     from logkit.devlog import JsonFormatter, configure_logging
+    from logkit.principal import Principal, Unauthorized
     from logkit.pulse import StatePulseHook, state_pulse
     from logkit.read import iter_events, query_events, run_events
     from logkit.redaction.gate import redact, redact_for_call
@@ -69,6 +71,9 @@ _LAZY = {
     "JsonFormatter": "logkit.devlog",
     "configure_logging": "logkit.devlog",
     "from_legacy": "logkit.adapters",
+    "counters": "logkit.counting",
+    "Principal": "logkit.principal",
+    "Unauthorized": "logkit.principal",
 }
 
 
@@ -99,6 +104,7 @@ __all__ = [
     "EventType",
     "JsonFormatter",
     "LogkitError",
+    "Principal",
     "RedactionError",
     "RedactionReport",
     "SCHEMA_VERSION",
@@ -108,12 +114,14 @@ __all__ = [
     "SinkWriteError",
     "StatePulseHook",
     "StorageClass",
+    "Unauthorized",
     "__version__",
     "audit",
     "bind",
     "build_event",
     "configure",
     "configure_logging",
+    "counters",
     "current_scope",
     "decision",
     "emit",

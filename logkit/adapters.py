@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from logkit.context import BINDABLE_FIELDS, bound_fields
+from logkit.context import BINDABLE_FIELDS, bound_scope
 from logkit.envelope import (
     ActorType,
     Event,
@@ -125,7 +125,7 @@ class _Builder:
             self.payload["legacy_actor_type"] = str(value)
 
     def build(self, event_type: EventType, **event_fields: Any) -> Event:
-        data: dict[str, Any] = dict(bound_fields())
+        data: dict[str, Any] = bound_scope()  # the service scope, then the bound context
         data.update({k: v for k, v in self.explicit.items() if v is not None})
         data.update(self.fields)
         data.update({k: v for k, v in event_fields.items() if v is not None})

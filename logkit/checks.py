@@ -1,5 +1,16 @@
-"""``check-sinks``: resolve every role, refuse non-durable backends outside dev, and prove each
-backend with a real round trip (write, read back, delete a probe event) within a time bound.
+"""``check-sinks``: what ``logkit.configure()`` validates for the env, one line per concern, and
+a real round trip to each backend within a time bound.
+
+Lines: one per store role (resolved, durable outside dev, able to hold the role, a probe written,
+read back and deleted), then the redaction key (present, and a probe value really redacted),
+the audit checkpoint keys (readable and parseable), the sealed-payload key provider (reachable:
+the probe subject's key fetched), the service scope and the contract policy. Configure and
+check-sinks call the same validators (:func:`validate_startup`), so a config that passes here
+starts, and one that would die at start-up fails here first.
+
+Probes live under the reserved tenant :data:`~logkit.envelope.PROBE_TENANT`, which no request
+or principal can claim: the timeline and cost probes are deleted again; the audit probe, which an
+append-only chain cannot delete, goes to that tenant's own chain and never into a customer's.
 """
 
 from __future__ import annotations
@@ -9,31 +20,45 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from logkit.config import Settings
-from logkit.envelope import Env, Event, EventType
+from logkit.envelope import PROBE_TENANT, Env, Event, EventType
 from logkit.errors import ConfigError, LogkitError
 from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, Query, Role, Selector
 from logkit.sinks.registry import backend_class, open_backend
 
 T = TypeVar("T")
 
-PROBE_TENANT = "t_logkit_probe"
+PROBE_RUN = "check-sinks"
+_PROBE_TEXT = "check-sinks probe: probe@example.com"
 
 
 @dataclass
 class SinkCheck:
-    role: str
-    uri: str | None
-    backend: str
+    """One line of the report. ``role`` is set on the store lines only."""
+
+    check: str
+    kind: str  # "sink" | "keys" | "scope"
     ok: bool
+    backend: str = "-"
+    uri: str | None = None
     latency_ms: float | None = None
     problem: str | None = None
     note: str | None = None
 
+    @property
+    def role(self) -> str | None:
+        return self.check if self.kind == "sink" else None
+
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {"check": self.check, "kind": self.kind, "role": self.role, **_rest(self)}
+
+
+def _rest(check: SinkCheck) -> dict[str, object]:
+    fields = asdict(check)
+    del fields["check"], fields["kind"]
+    return fields
 
 
 class CheckTimeoutError(LogkitError):
@@ -60,6 +85,43 @@ def bounded(fn: Callable[[], T], timeout: float) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
+# --- what configure() validates (it calls these too) -----------------------------------------
+
+
+def validate_startup(settings: Settings) -> tuple[Any, Any]:
+    """Everything start-up refuses, before anything is opened: the redaction gate (key and
+    policies) and the audit checkpoint keys. Returns the gate (default, per class)."""
+    from logkit.redaction.policy import build_gate
+
+    gate = build_gate(settings)
+    audit_keys(settings)
+    return gate
+
+
+def audit_keys(settings: Settings) -> Any:
+    """The checkpoint keys, when any are configured (or outside dev); None in dev without any.
+
+    Raises ConfigError for a key file that cannot be read or is not a key.
+    """
+    config = settings.audit
+    configured = any(
+        (
+            config.hmac_key,
+            config.hmac_key_file,
+            config.ed25519_private_key_file,
+            config.ed25519_public_key_file,
+        )
+    )
+    if settings.env is Env.DEV and not configured:
+        return None  # dev generates a local key on first use; nothing to read yet
+    from logkit.auditing.checkpoint import load_keys
+
+    return load_keys(config, settings.env)
+
+
+# --- the lines ------------------------------------------------------------------------------
+
+
 def probe_event(settings: Settings, role: Role) -> Event:
     storage = {Role.TIMELINE: "ops", Role.AUDIT: "audit", Role.COST: "cost"}[role]
     return Event(
@@ -68,7 +130,7 @@ def probe_event(settings: Settings, role: Role) -> Event:
         project_id="p_logkit",
         surface_id="check-sinks",
         app_id="logkit",
-        run_id="check-sinks",
+        run_id=PROBE_RUN,
         event_type=EventType.MESSAGE,
         storage_class=storage,
         payload={"probe": True},
@@ -76,16 +138,16 @@ def probe_event(settings: Settings, role: Role) -> Event:
 
 
 def round_trip(backend: Backend, role: Role, probe: Event) -> None:
-    """Write a probe, read it back, and remove it (the audit chain keeps it: append-only)."""
+    """Write a probe, read it back, and remove it (the audit probe stays in the probe chain)."""
     store = backend.store(role)
     store.write([probe])
     page = store.query(
-        Query(tenant_id=PROBE_TENANT, run_id="check-sinks", limit=10_000, since=probe.ts)
+        Query(tenant_id=PROBE_TENANT, run_id=PROBE_RUN, limit=10_000, since=probe.ts)
     )
     if probe.event_id not in {e.event_id for e in page.events}:
         raise LogkitError("the probe event was written but could not be read back")
     if role is Role.AUDIT:
-        return  # an audit chain is never deleted from; the probe chain records the checks
+        return  # append-only: the reserved tenant's chain records the checks
     removed = store.delete(Selector(tenant_id=PROBE_TENANT, event_ids=(probe.event_id,)))
     if removed != 1:
         raise LogkitError(f"deleting the probe event removed {removed} rows, expected 1")
@@ -94,11 +156,11 @@ def round_trip(backend: Backend, role: Role, probe: Event) -> None:
 def static_problem(settings: Settings, role: Role, uri: str | None) -> SinkCheck | None:
     """What is wrong without touching the network: unset, unknown, non-durable, wrong role."""
     if uri is None:
-        return SinkCheck(role.value, None, "-", False, problem="no sink configured")
+        return SinkCheck(role.value, "sink", False, problem="no sink configured")
     try:
         cls = backend_class(uri)
     except ConfigError as exc:
-        return SinkCheck(role.value, uri, "-", False, problem=str(exc))
+        return SinkCheck(role.value, "sink", False, uri=uri, problem=str(exc))
     problem = None
     if not cls.durable and settings.env is not Env.DEV:
         problem = f"{cls.scheme} is not durable: refused in {settings.env.value}"
@@ -106,7 +168,9 @@ def static_problem(settings: Settings, role: Role, uri: str | None) -> SinkCheck
         problem = AUDIT_NEEDS_CHAINS.format(scheme=cls.scheme)
     elif role not in cls.roles:
         problem = f"{cls.scheme} cannot hold the {role.value} role"
-    return SinkCheck(role.value, uri, cls.scheme, False, problem=problem) if problem else None
+    if problem is None:
+        return None
+    return SinkCheck(role.value, "sink", False, backend=cls.scheme, uri=uri, problem=problem)
 
 
 def check_role(
@@ -115,7 +179,7 @@ def check_role(
     uri = settings.sink_uri(role)
     static = static_problem(settings, role, uri)
     if static is not None or uri is None:
-        return static or SinkCheck(role.value, None, "-", False, problem="no sink configured")
+        return static or SinkCheck(role.value, "sink", False, problem="no sink configured")
     cls = backend_class(uri)
     started = time.perf_counter()
     try:
@@ -125,24 +189,97 @@ def check_role(
         problems = bounded(lambda: backend.check_schema(create=create), timeout)
         if problems:
             hint = "" if create else " (run with --create to create them)"
-            return SinkCheck(
-                role.value, uri, backend.describe(), False, problem="; ".join(problems) + hint
-            )
+            problem = "; ".join(problems) + hint
+            return SinkCheck(role.value, "sink", False, backend.describe(), uri, problem=problem)
         bounded(lambda: round_trip(backend, role, probe_event(settings, role)), timeout)
     except LogkitError as exc:
-        return SinkCheck(role.value, uri, cls.scheme, False, problem=_one_line(exc))
-    latency = (time.perf_counter() - started) * 1000
+        return SinkCheck(role.value, "sink", False, cls.scheme, uri, problem=_one_line(exc))
+    latency = _ms_since(started)
     note = None if cls.durable else "not durable: accepted in dev only"
-    return SinkCheck(role.value, uri, backend.describe(), True, latency_ms=latency, note=note)
+    return SinkCheck(role.value, "sink", True, backend.describe(), uri, latency, note=note)
+
+
+def check_redaction(settings: Settings) -> SinkCheck:
+    """The gate configure() builds, and a probe value through it: the key is there and works."""
+    from logkit.redaction.policy import build_gate
+
+    started = time.perf_counter()
+    try:
+        default, per_class = build_gate(settings)
+        redacted, _ = default.redact({"probe": _PROBE_TEXT}, tenant_id=PROBE_TENANT)
+    except LogkitError as exc:
+        return SinkCheck("redaction key", "keys", False, problem=_one_line(exc))
+    policies = sorted({default.policy, *(r.policy for r in per_class.values())})
+    detail = "policies: " + ", ".join(policies)
+    if "probe@example.com" in str(redacted) and default.policy != "none":
+        problem = "the gate left a probe email in place"
+        return SinkCheck("redaction key", "keys", False, detail, problem=problem)
+    return SinkCheck("redaction key", "keys", True, detail, latency_ms=_ms_since(started))
+
+
+def check_audit_keys(settings: Settings) -> SinkCheck:
+    started = time.perf_counter()
+    try:
+        keys = audit_keys(settings)
+    except LogkitError as exc:
+        return SinkCheck("audit keys", "keys", False, problem=_one_line(exc))
+    if keys is None:
+        generated = "dev: a local HMAC key is generated on first use"
+        return SinkCheck("audit keys", "keys", True, "-", note=generated)
+    signer = keys.signer[0] if keys.signer else "none"
+    detail = f"signing: {signer}; verifying keys: {len(keys.verifiers)}"
+    unsigned = None if keys.signer else "no signing key: `audit checkpoint` cannot sign here"
+    return SinkCheck(
+        "audit keys", "keys", True, detail, latency_ms=_ms_since(started), note=unsigned
+    )
+
+
+def check_sealing(settings: Settings, timeout: float) -> SinkCheck:
+    """The sealed-payload key provider answers for the probe subject (kept for the next run)."""
+    from logkit.redaction.policy import key_provider
+    from logkit.redaction.sealing import subject_of
+
+    started = time.perf_counter()
+    try:
+        provider = key_provider(settings)
+        key = bounded(lambda: provider.key(subject_of(PROBE_TENANT, None), create=True), timeout)
+    except (LogkitError, OSError, ValueError) as exc:
+        return SinkCheck("sealed-payload keys", "keys", False, problem=_one_line(exc))
+    name = type(provider).__name__
+    if not key:
+        problem = "the provider gave no key for the probe subject"
+        return SinkCheck("sealed-payload keys", "keys", False, name, problem=problem)
+    return SinkCheck("sealed-payload keys", "keys", True, name, latency_ms=_ms_since(started))
+
+
+def check_scope(settings: Settings) -> list[SinkCheck]:
+    """The service scope and the contract policy the process will run with (informational)."""
+    fixed = settings.service_scope()
+    detail = " ".join(
+        f"{k}={fixed.get(k, '-')}" for k in ("env", "project_id", "app_id", "surface_id")
+    )
+    unset = [k for k in ("project_id", "app_id") if k not in fixed]
+    note = (
+        f"{', '.join(unset)} not fixed by [service]: the code, a principal or trusted headers "
+        "must give them"
+        if unset
+        else None
+    )
+    policy = settings.contract.policy(settings.env)
+    source = "set" if settings.contract.on_violation else f"default for {settings.env.value}"
+    return [
+        SinkCheck("service scope", "scope", True, detail, note=note),
+        SinkCheck("contract policy", "scope", True, f"on_violation={policy} ({source})"),
+    ]
 
 
 def check_sinks(
     settings: Settings, *, create: bool = False, timeout: float = 10.0
 ) -> list[SinkCheck]:
-    """One SinkCheck per role, in role order; never raises for a backend problem."""
+    """Every line, stores first (role order); never raises for a backend or key problem."""
     backends: dict[str, Backend] = {}
     try:
-        return [
+        lines = [
             check_role(settings, role, create=create, timeout=timeout, backends=backends)
             for role in Role
         ]
@@ -150,6 +287,15 @@ def check_sinks(
         for backend in backends.values():
             with contextlib.suppress(Exception):  # a broken client must not hide the report
                 backend.close()
+    lines.append(check_redaction(settings))
+    lines.append(check_audit_keys(settings))
+    lines.append(check_sealing(settings, timeout))
+    lines.extend(check_scope(settings))
+    return lines
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _one_line(exc: BaseException) -> str:

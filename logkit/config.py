@@ -164,6 +164,39 @@ class StreamConfig(BaseModel):
     page_size: int = Field(2_000, ge=1, le=10_000)
 
 
+class ServiceConfig(BaseModel):
+    """The service's own scope, fixed for the process (``[service]``, ``LOGKIT_SERVICE__*``).
+
+    With ``env`` (the top-level setting) these are the base layer of every event; request
+    headers never change them (docs/correlation.md). Unset ones are left to the code (``bind``)
+    or, for a service that serves several, to a verified principal or trusted headers.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: str | None = Field(None, min_length=1, max_length=256)
+    app_id: str | None = Field(None, min_length=1, max_length=256)
+    surface_id: str | None = Field(None, min_length=1, max_length=256)
+
+
+class ContractConfig(BaseModel):
+    """What an emit that breaks the event contract does (``[contract]``).
+
+    ``raise``: a ContractError naming the fields (developers see it at once). ``record``: the
+    event is kept as a ``contract_violation`` ops event naming what was missing, counted, and
+    the caller goes on. Unset: ``raise`` in dev, ``record`` in staging and prod.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    on_violation: Literal["raise", "record"] | None = None
+
+    def policy(self, env: Env) -> Literal["raise", "record"]:
+        if self.on_violation is not None:
+            return self.on_violation
+        return "raise" if env is Env.DEV else "record"
+
+
 class RetentionRule(BaseModel):
     """Days to keep, for one tenant, one app, or one app of one tenant; unset fields inherit.
 
@@ -215,6 +248,8 @@ class Settings(BaseSettings):
     usage: UsageConfig = UsageConfig()
     stream: StreamConfig = StreamConfig()
     retention: RetentionConfig = RetentionConfig()
+    service: ServiceConfig = ServiceConfig()
+    contract: ContractConfig = ContractConfig()
     gcp_project: str | None = None
     # `logkit codemod`'s own [codemod] table (loggers, sinks, hooks, storage: codemods/config.py
     # validates it); declared so that a logkit.toml carrying it still loads here.
@@ -230,6 +265,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    def service_scope(self) -> dict[str, Any]:
+        """The scope this process fixes: ``env`` and whatever ``[service]`` sets."""
+        return {"env": self.env, **self.service.model_dump(exclude_none=True)}
 
     def sink_uri(self, role: Role) -> str | None:
         """The role's URI.

@@ -7,15 +7,18 @@ with a copied context (``contextvars.copy_context().run`` or :func:`propagate`).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
+import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import types
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from logkit.errors import ContractError
@@ -37,40 +40,114 @@ BINDABLE_FIELDS: frozenset[str] = frozenset(
         "actor_type",
     }
 )
+SERVICE_FIELDS: tuple[str, ...] = ("env", "project_id", "app_id", "surface_id")
+"""What the service's configuration (``[service]`` and ``env``) may fix for the process."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _scope: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "logkit_scope", default=_EMPTY
 )
+# The service scope: the base layer under every context's bound fields (set by configure()).
+_service: Mapping[str, Any] = _EMPTY
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@contextmanager
-def bind(**fields: Any) -> Iterator[Mapping[str, Any]]:
+def set_service_scope(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Install the process's service scope (env, project, app, surface); returns the previous.
+
+    It is the base layer of every event: bound fields and explicit arguments are layered on top
+    (code may narrow it), but the ASGI middleware never binds a field the service fixes.
+    """
+    global _service
+    unknown = sorted(set(fields) - set(SERVICE_FIELDS))
+    if unknown:
+        raise ContractError(
+            "not service scope field(s): " + ", ".join(unknown),
+            problems=dict.fromkeys(unknown, "not a service scope field"),
+        )
+    previous, _service = _service, MappingProxyType({k: v for k, v in fields.items() if v})
+    return previous
+
+
+def service_scope() -> Mapping[str, Any]:
+    """The service scope installed by :func:`logkit.configure` (read-only)."""
+    return _service
+
+
+class _Binding:
+    """What :func:`bind` returns: a context manager, and a decorator for any kind of function."""
+
+    __slots__ = ("_fields", "_tokens")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        unknown = sorted(set(fields) - BINDABLE_FIELDS)
+        if unknown:
+            raise ContractError(
+                "cannot bind unknown field(s): " + ", ".join(unknown),
+                problems=dict.fromkeys(unknown, "not a scope or correlation field"),
+            )
+        self._fields = fields
+        self._tokens: list[contextvars.Token[Mapping[str, Any]]] = []
+
+    def __enter__(self) -> Mapping[str, Any]:
+        layered = {**_scope.get(), **self._fields}
+        merged = MappingProxyType({k: v for k, v in layered.items() if v is not None})
+        self._tokens.append(_scope.set(merged))
+        return merged
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        restore(self._tokens.pop())
+
+    def __call__(self, fn: F) -> F:
+        return decorate(fn, lambda: _Binding(self._fields))
+
+
+def bind(**fields: Any) -> _Binding:
     """Bind scope and correlation fields for the duration of the ``with`` block.
 
     Nested binds layer on top of outer ones; a field bound to ``None`` is unbound inside the
     block. Unknown field names are a ContractError, so a typo never silently drops scope.
+    Used as a decorator, it binds for each call of the function (coroutine, generator and
+    async generator functions included: see :func:`decorate`).
     """
-    unknown = sorted(set(fields) - BINDABLE_FIELDS)
-    if unknown:
-        raise ContractError(
-            "cannot bind unknown field(s): " + ", ".join(unknown),
-            problems=dict.fromkeys(unknown, "not a scope or correlation field"),
-        )
-    layered = {**_scope.get(), **fields}
-    merged = MappingProxyType({k: v for k, v in layered.items() if v is not None})
-    token = _scope.set(merged)
-    try:
-        yield merged
-    finally:
+    return _Binding(fields)
+
+
+def restore(token: contextvars.Token[Mapping[str, Any]]) -> None:
+    """Undo a bind. A token made in another context (a generator closed by the garbage
+    collector in another thread or task) is left alone: that context is not ours to change,
+    and raising there would only surface as an "unraisable" warning."""
+    with contextlib.suppress(ValueError):
         _scope.reset(token)
 
 
+@contextmanager
+def within(scope: Mapping[str, Any]) -> Iterator[None]:
+    """Run the block with exactly ``scope`` bound (a span ending outside the context it began
+    in emits its last event with the scope it began with)."""
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        restore(token)
+
+
+def bound_scope() -> dict[str, Any]:
+    """What an event starts from: the service scope, with the bound fields on top."""
+    return {**_service, **_scope.get()}
+
+
 def current_scope() -> dict[str, Any]:
-    """The scope and correlation fields bound in this context, with an active OTel span's ids."""
+    """The scope and correlation fields bound in this context, with an active OTel span's ids.
+
+    The service scope (:func:`service_scope`) lies under these in every event; it is not
+    repeated here, so an empty result means nothing is bound.
+    """
     scope = dict(_scope.get())
     span = active_span_ids()
     if span is not None:
@@ -92,6 +169,132 @@ def propagate(fn: Callable[P, R]) -> Callable[P, R]:
         return ctx.copy().run(fn, *args, **kwargs)
 
     return run
+
+
+def decorate(fn: F, make: Callable[[], AbstractContextManager[Any]]) -> F:
+    """Wrap ``fn`` so each call runs inside a fresh ``make()`` context manager.
+
+    Plain and coroutine functions run inside it from call to return. A generator or async
+    generator function's body runs, from its first step to its last, in a private copy of the
+    context taken at its first step (as an asyncio task does): what it binds never leaks to the
+    code iterating it while it is suspended at a ``yield``, and closing it early (``break``,
+    garbage collection, cancellation) exits the manager in that same private context.
+    """
+    if inspect.isasyncgenfunction(fn):
+        return _async_generator(fn, make)  # type: ignore[return-value]
+    if inspect.isgeneratorfunction(fn):
+        return _generator(fn, make)  # type: ignore[return-value]
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            with make():
+                return await fn(*args, **kwargs)
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with make():
+            return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def _generator(
+    fn: Callable[..., Generator[Any, Any, Any]], make: Callable[[], AbstractContextManager[Any]]
+) -> Callable[..., Generator[Any, Any, Any]]:
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        ctx = contextvars.copy_context()
+        manager = make()
+        ctx.run(manager.__enter__)
+        try:
+            result = yield from _steps(ctx, ctx.run(fn, *args, **kwargs))
+        except BaseException as exc:
+            if not ctx.run(manager.__exit__, type(exc), exc, exc.__traceback__):
+                raise
+            return None
+        ctx.run(manager.__exit__, None, None, None)
+        return result
+
+    return run
+
+
+def _steps(ctx: contextvars.Context, inner: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """Delegate to ``inner`` like ``yield from``, running each of its steps inside ``ctx``."""
+    sent: Any = None
+    thrown: BaseException | None = None
+    while True:
+        try:
+            item = ctx.run(inner.send, sent) if thrown is None else ctx.run(inner.throw, thrown)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            sent, thrown = (yield item), None
+        except GeneratorExit:
+            ctx.run(inner.close)
+            raise
+        except BaseException as exc:  # thrown in by the consumer: on to the body
+            sent, thrown = None, exc
+
+
+def _async_generator(
+    fn: Callable[..., Any], make: Callable[[], AbstractContextManager[Any]]
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        ctx = contextvars.copy_context()
+        manager = make()
+        ctx.run(manager.__enter__)
+        try:
+            inner = ctx.run(fn, *args, **kwargs)
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                step = inner.asend(sent) if thrown is None else inner.athrow(thrown)
+                try:
+                    item = await _in_context(ctx, step)
+                except StopAsyncIteration:
+                    break
+                try:
+                    sent, thrown = (yield item), None
+                except GeneratorExit:
+                    await _in_context(ctx, inner.aclose())
+                    raise
+                except BaseException as exc:
+                    sent, thrown = None, exc
+        except BaseException as exc:
+            if not ctx.run(manager.__exit__, type(exc), exc, exc.__traceback__):
+                raise
+            return
+        ctx.run(manager.__exit__, None, None, None)
+
+    return run
+
+
+@types.coroutine
+def _in_context(ctx: contextvars.Context, awaitable: Any) -> Generator[Any, Any, Any]:
+    """Await ``awaitable`` with every one of its steps run inside ``ctx``.
+
+    What it yields (the futures it waits on) goes to the event loop unchanged, and what the
+    loop sends or throws back (results, cancellation) goes to it inside ``ctx``.
+    """
+    steps = awaitable.__await__()
+    sent: Any = None
+    thrown: BaseException | None = None
+    while True:
+        try:
+            waiting = ctx.run(steps.send, sent) if thrown is None else ctx.run(steps.throw, thrown)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            sent, thrown = (yield waiting), None
+        except GeneratorExit:
+            ctx.run(steps.close)
+            raise
+        except BaseException as exc:  # cancellation: into the awaitable, in its context
+            sent, thrown = None, exc
 
 
 def active_span_ids() -> tuple[str, str] | None:

@@ -35,6 +35,18 @@ SCHEMA_VERSION = "1.0.0"
 REQUIRED_SCOPE: tuple[str, ...] = ("tenant_id", "env", "project_id", "surface_id", "app_id")
 TENANT_PATTERN = r"^t_[a-z0-9_-]+$"
 
+# Tenants logkit keeps for itself. No request, principal or header can claim one (the ASGI
+# middleware and the stream refuse them), so what logkit files there never mixes with a
+# customer's data: check-sinks' probes, and contract violations recorded with no tenant known.
+RESERVED_TENANT_PREFIX = "t__logkit"
+PROBE_TENANT = "t__logkit_probe"
+UNSCOPED_TENANT = "t__logkit_unscoped"
+
+
+def is_reserved_tenant(tenant_id: str) -> bool:
+    """Whether ``tenant_id`` is one of logkit's own (never a customer's)."""
+    return tenant_id.startswith(RESERVED_TENANT_PREFIX)
+
 
 class EventType(StrEnum):
     FLOW_STARTED = "flow_started"
@@ -59,6 +71,8 @@ class EventType(StrEnum):
     MESSAGE = "message"
     ERROR = "error"
     DATASET_EVENT = "dataset_event"
+    # An event that broke the contract, kept in its place when the policy is "record".
+    CONTRACT_VIOLATION = "contract_violation"
 
 
 class Severity(StrEnum):

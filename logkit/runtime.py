@@ -21,12 +21,14 @@ from typing import Any
 
 from logkit.closing import Deadline, close_all
 from logkit.config import DispatchConfig, Settings, load_settings
+from logkit.context import set_service_scope
+from logkit.contract import set_contract_policy
 from logkit.dispatch import Dispatcher
 from logkit.envelope import Env, warm_up
 from logkit.errors import ConfigError, LogkitError
 from logkit.pipeline import PIPELINE
 from logkit.redaction.gate import set_redactor
-from logkit.redaction.policy import build_gate, key_provider
+from logkit.redaction.policy import key_provider
 from logkit.redaction.sealing import KeyProvider
 from logkit.routing import Router
 from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, EventStore, Role
@@ -164,15 +166,21 @@ def open_spool(config: DispatchConfig) -> tuple[Spool, FileClaim | None]:
 def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtime:
     """Set logkit up explicitly (file, ``LOGKIT_*`` env, then ``overrides``); returns the runtime.
 
-    Outside ``dev`` every role must resolve to a durable backend, or this raises ConfigError.
-    A previous runtime is flushed and closed first.
+    Outside ``dev`` every role must resolve to a durable backend, or this raises ConfigError;
+    so do a missing redaction key and unreadable audit keys (``logkit check-sinks`` runs the
+    same validators). Installs the service scope (``env`` and ``[service]``) under every event
+    and the contract policy. A previous runtime is flushed and closed first.
     """
     global _runtime, _atexit_registered  # noqa: PLW0603 - one runtime per process
+    from logkit.checks import validate_startup
+
     settings = load_settings(config_path, **overrides)
     validate_sinks(settings)  # fail fast, sinks first, before anything is opened
-    default_redactor, per_class = build_gate(settings)
+    default_redactor, per_class = validate_startup(settings)
     runtime = build(settings)
     set_redactor(default_redactor, per_class=per_class)
+    set_service_scope(settings.service_scope())
+    set_contract_policy(settings.contract.policy(settings.env), strict_audit=settings.audit.strict)
     warm_up()  # configure() runs at start-up: pay for the envelope's validator there
     with _lock:
         previous, _runtime = _runtime, runtime

@@ -7,19 +7,26 @@ bound on contextvars, so everything emitted inside (tool and model calls, decisi
 log events) belongs to the right step, in asyncio tasks and threads started with a copied
 context alike. On exit they emit ``*_ended`` (status ok, duration) or, when an exception
 escapes, ``*_failed`` (error type, redacted message) and the exception propagates unchanged.
+
+The context is restored on every way out: an entry whose first event fails (a contract
+violation under the ``raise`` policy) unbinds before the error propagates; the last event
+carries the scope the span began with, even when a generator holding the span is closed from
+another context; decorated generator and async generator functions run in a private copy of
+the context (:func:`logkit.context.decorate`), so nothing they bind leaks to their consumer.
+A generator closed before it finished (``break``, garbage collection) ends with status
+``closed``, not as a failure.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, TypeVar
 
-from logkit.context import bind, bound_fields
+from logkit.context import bind, bound_fields, decorate, within
 from logkit.emit import emit
 from logkit.envelope import EventType, new_event_id
 from logkit.redaction import redact_text
@@ -44,6 +51,7 @@ class _Span:
     def __init__(self, what: str, name: str, kind: str | None, fields: dict[str, Any]) -> None:
         self.what, self.name, self.kind, self.fields = what, name, kind, fields
         self._stack: ExitStack | None = None
+        self._scope: Mapping[str, Any] | None = None  # what was bound inside, at entry
         self._start = 0.0
         self.run_id: str | None = None
         self.step_id: str | None = None
@@ -51,47 +59,58 @@ class _Span:
     # --- context manager -------------------------------------------------------------------
 
     def __enter__(self) -> _Span:
-        self._stack = ExitStack()
+        stack = ExitStack()
         bound = bound_fields()
         scope = {k: v for k, v in self.fields.items() if k in _SCOPE_OVERRIDES}
         if self.what == "flow":
             self.run_id = scope.pop("run_id", None) or bound.get("run_id") or _new_id("run_")
-            self._stack.enter_context(bind(**scope, run_id=self.run_id))
+            self._scope = stack.enter_context(bind(**scope, run_id=self.run_id))
         else:
             self.run_id = scope.get("run_id") or bound.get("run_id")
             self.step_id = _new_id("step_")
-            self._stack.enter_context(
+            self._scope = stack.enter_context(
                 bind(**scope, step_id=self.step_id, parent_step_id=bound.get("step_id"))
             )
-        self._emit(0, {})
+        with stack.pop_all() as undo:  # unbinds unless the first event made it out
+            self._emit(0, {})
+            self._stack = undo.pop_all()
         self._start = time.perf_counter()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        duration = round((time.perf_counter() - self._start) * 1000, 3)
         try:
-            if exc is None:
-                self._emit(1, {"status": "ok", "duration_ms": duration})
-            else:
-                message = _limited(
-                    redact_text(_exception_text(exc), tenant_id=bound_fields().get("tenant_id"))
-                )
-                self._emit(
-                    2,
-                    {
-                        "status": "failed",
-                        "duration_ms": duration,
-                        "error.type": type(exc).__qualname__,
-                        "error.message": message,
-                    },
-                    severity="error",
-                )
+            if self._scope is None or bound_fields() is self._scope:
+                self._finish(exc)
+            else:  # closed from another context, or after an unbalanced bind: our own scope
+                with within(self._scope):
+                    self._finish(exc)
         finally:
             if self._stack is not None:
                 self._stack.close()
         # Returning None: the caller's exception, if any, propagates unchanged.
+
+    def _finish(self, exc: BaseException | None) -> None:
+        duration = round((time.perf_counter() - self._start) * 1000, 3)
+        if exc is None:
+            self._emit(1, {"status": "ok", "duration_ms": duration})
+        elif isinstance(exc, GeneratorExit):  # the consumer stopped early: not a failure
+            self._emit(1, {"status": "closed", "duration_ms": duration})
+        else:
+            message = _limited(
+                redact_text(_exception_text(exc), tenant_id=bound_fields().get("tenant_id"))
+            )
+            self._emit(
+                2,
+                {
+                    "status": "failed",
+                    "duration_ms": duration,
+                    "error.type": type(exc).__qualname__,
+                    "error.message": message,
+                },
+                severity="error",
+            )
 
     async def __aenter__(self) -> _Span:
         return self.__enter__()
@@ -112,22 +131,9 @@ class _Span:
     # --- decorator -------------------------------------------------------------------------
 
     def __call__(self, fn: F) -> F:
-        fresh = functools.partial(_Span, self.what, self.name, self.kind, self.fields)
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                async with fresh():
-                    return await fn(*args, **kwargs)
-
-            return run_async  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with fresh():
-                return fn(*args, **kwargs)
-
-        return run  # type: ignore[return-value]
+        """Decorate a function, coroutine, generator or async generator function: one span
+        per call, covering a generator's whole iteration."""
+        return decorate(fn, functools.partial(_Span, self.what, self.name, self.kind, self.fields))
 
 
 # Scope and correlation a flow or step may set for what runs inside; other keywords go to the

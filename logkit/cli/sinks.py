@@ -19,9 +19,12 @@ def check_sinks(
         float, typer.Option("--timeout", min=0.1, help="Seconds allowed per backend check.")
     ] = 10.0,
 ) -> None:
-    """Resolve every store role, refuse non-durable backends outside dev, and round-trip a probe.
+    """Check what start-up checks for the env, line by line, and round-trip a probe per store.
 
-    Exit 0 when every role passes, 1 when a check fails, 2 on a usage or config error.
+    Lines: each store role (durable outside dev, a probe written, read back, deleted), the
+    redaction key, the audit checkpoint keys, the sealed-payload key provider, the service
+    scope and the contract policy. Exit 0 when every line passes, 1 when one fails, 2 on a
+    usage or config error.
     """
     from logkit.checks import check_sinks as run_checks
     from logkit.config import load_settings
@@ -42,13 +45,15 @@ def check_sinks(
 
 def _print_table(env: str, results: list) -> None:  # type: ignore[type-arg]
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"logkit sinks ({env})")
-    for column in ("role", "backend", "status", "latency", "problem"):
+    table = Table(title=f"logkit start-up checks ({env})")
+    for column in ("check", "backend", "status", "latency", "problem"):
         table.add_column(column, overflow="fold")
     for r in results:
         status = "[green]ok[/green]" if r.ok else "[red]FAIL[/red]"
         latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
-        table.add_row(r.role, r.backend, status, latency, r.problem or r.note or "")
+        detail = escape(r.problem or r.note or "")
+        table.add_row(escape(r.check), escape(r.backend), status, latency, detail)
     Console().print(table)

@@ -58,8 +58,9 @@ class MemoryBackend:
 class MemoryStore:
     def __init__(self) -> None:
         self._events: dict[tuple[str, str], Event] = {}  # by (tenant_id, event_id)
-        self._positions: dict[tuple[str, str], int] = {}  # the feed's position of each
-        self._newest = 0
+        # The feed: per tenant, each stored event_id's position, in the order of storing.
+        self._positions: dict[str, dict[str, int]] = {}
+        self._newest: dict[str, int] = {}  # per tenant, never lowered by a delete
         self._feed_id = uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
 
@@ -69,8 +70,8 @@ class MemoryStore:
                 key = (event.tenant_id, event.event_id)
                 if key not in self._events:
                     self._events[key] = event
-                    self._newest += 1
-                    self._positions[key] = self._newest
+                    newest = self._newest[event.tenant_id] = self._newest.get(key[0], 0) + 1
+                    self._positions.setdefault(key[0], {})[key[1]] = newest
 
     def query(self, query: Query) -> Page:
         position = cursor.decode(query.cursor) if query.cursor else None
@@ -88,7 +89,7 @@ class MemoryStore:
             doomed = [k for k, e in self._events.items() if selected(e, selector)]
             for key in doomed:
                 del self._events[key]
-                del self._positions[key]
+                del self._positions[key[0]][key[1]]
         return len(doomed)
 
     def count(self, selector: Selector) -> int:
@@ -102,17 +103,18 @@ class MemoryStore:
     def feed_id(self) -> str:
         return self._feed_id
 
-    def feed_bounds(self) -> tuple[int, int]:
+    def feed_bounds(self, tenant_id: str) -> tuple[int, int]:
         with self._lock:
+            newest = self._newest.get(tenant_id, 0)
             # dicts keep insertion order, and positions are assigned in insertion order
-            oldest = next(iter(self._positions.values()), self._newest + 1)
-            return oldest, self._newest
+            oldest = next(iter(self._positions.get(tenant_id, {}).values()), newest + 1)
+            return oldest, newest
 
     def feed_after(
         self,
+        tenant_id: str,
         position: int,
         *,
-        tenant_id: str | None = None,
         run_id: str | None = None,
         event_types: tuple[str, ...] | None = None,
         limit: int = 1000,
@@ -120,16 +122,14 @@ class MemoryStore:
         limit = clamp_limit(limit)
         rows: list[FeedRow] = []
         with self._lock:
-            scanned = max(self._newest, position)
-            for key, pos in self._positions.items():
-                event = self._events[key]
-                if pos <= position or (tenant_id is not None and event.tenant_id != tenant_id):
-                    continue
-                if run_id is not None and event.run_id != run_id:
+            scanned = max(self._newest.get(tenant_id, 0), position)
+            for event_id, pos in self._positions.get(tenant_id, {}).items():
+                event = self._events[(tenant_id, event_id)]
+                if pos <= position or (run_id is not None and event.run_id != run_id):
                     continue
                 if event_types is not None and event.event_type.value not in event_types:
                     continue
-                rows.append(FeedRow(pos, event.tenant_id, event.to_json()))
+                rows.append(FeedRow(pos, tenant_id, event.to_json()))
                 if len(rows) == limit:
                     scanned = pos
                     break

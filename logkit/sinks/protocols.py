@@ -87,48 +87,55 @@ class EventStore(Protocol):
 
 
 class FeedRow(NamedTuple):
-    """One stored event at its position in a store's feed: what the live stream sends."""
+    """One stored event at its position in its tenant's feed: what the live stream sends."""
 
-    position: int
+    position: int  # in the tenant's own position space
     tenant_id: str
     body: str  # the event's JSON as stored (already through the redaction gate)
 
 
 @runtime_checkable
 class Feed(Protocol):
-    """A store that numbers what it stores: the durable cursor of the live stream.
+    """A store that numbers what it stores, per tenant: the durable cursor of the live stream.
 
-    Positions only grow, are never reused, and a reader never sees a position appear below
-    one it has already seen (a writer's positions become visible in order). ``feed_id`` names
-    the position space, so a cursor from another database (or a recreated one) is recognised
-    as unknown rather than silently resumed at a wrong place.
+    Every tenant has its own position space (1, 2, 3, ... in the order its events were
+    stored), so a tenant's positions and bounds say nothing about other tenants: not their
+    volume, not their retention. Positions only grow, are never reused (not even after the
+    events at them are removed), and a reader never sees a position appear below one it has
+    already seen. ``feed_id`` names the store's position spaces, so a cursor from another
+    database (or a recreated one) is recognised as unknown rather than silently resumed at a
+    wrong place.
     """
 
     def feed_id(self) -> str:
-        """A stable identity of this store's position space."""
+        """A stable identity of this store's position spaces."""
         ...
 
-    def feed_bounds(self) -> tuple[int, int]:
-        """(oldest position still stored, newest position ever assigned); 0 when none.
+    def feed_bounds(self, tenant_id: str) -> tuple[int, int]:
+        """(oldest, newest) of one tenant's feed.
 
-        When nothing is stored the oldest is ``newest + 1``.
+        ``newest`` is the newest position ever assigned to the tenant (0 when none).
+        ``oldest`` is the oldest position still stored (``newest + 1`` when none is): a cursor
+        before ``oldest - 1`` has lost events to retention or erasure. A store whose positions
+        are not contiguous reports one past the newest position removed instead.
         """
         ...
 
     def feed_after(
         self,
+        tenant_id: str,
         position: int,
         *,
-        tenant_id: str | None = None,
         run_id: str | None = None,
         event_types: tuple[str, ...] | None = None,
         limit: int = 1000,
     ) -> tuple[list[FeedRow], int]:
-        """Rows after ``position`` in position order, narrowed by the filters.
+        """The tenant's rows after ``position`` in position order, narrowed by the filters.
 
         Returns the rows and the position scanned up to: the filters may skip rows, and a
         reader resumes from the scanned position rather than re-reading the skipped ones.
-        At most ``limit`` stored rows are scanned.
+        At most ``limit`` rows are returned; with fewer, everything up to the tenant's newest
+        position was scanned.
         """
         ...
 

@@ -28,15 +28,15 @@ def scope_where(
 
 
 def feed_where(
+    tenant_id: str,
     position: int,
-    tenant_id: str | None,
     run_id: str | None,
     event_types: tuple[str, ...] | None,
 ) -> tuple[str, list[Any]]:
-    """``pos > ? AND ...`` for a feed read (the hub reads every tenant: tenant_id None)."""
+    """``tenant_id = ? AND tpos > ? AND ...`` for a read of one tenant's feed."""
     where, params = scope_where(tenant_id, run_id, None)
-    where.insert(0, "pos > ?")
-    params.insert(0, position)
+    where.insert(1, "tpos > ?")
+    params.insert(1, position)
     if event_types is not None:
         where.append(f"event_type IN ({marks(event_types)})")
         params.extend(event_types)

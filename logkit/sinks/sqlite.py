@@ -1,12 +1,16 @@
 """SQLite backend: the embedded default. One file, WAL, all three roles.
 
 URI: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's rule).
-Each role is one table; ``pos`` (autoincrement) records the order events were stored in.
+Each role is one table; ``pos`` (autoincrement) records the order events were stored in, and
+``tpos`` the same order within the event's tenant: the tenant's stream position (1, 2, 3, ...
+with no gaps), assigned in the write transaction from ``logkit_feed_heads``, which keeps each
+tenant's newest position so that none is reused after a delete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,14 +30,14 @@ from logkit.sinks.protocols import (
     Selector,
     clamp_limit,
 )
-from logkit.sinks.sql import feed_where, query_where, selector_where
+from logkit.sinks.sql import feed_where, marks, query_where, selector_where
 from logkit.sinks.sqlite_audit import AUDIT_SCHEMA, SQLiteAuditStore
 
 T = TypeVar("T")
 
-_COLUMNS = ("event_id", "tenant_id", "run_id", "user_id", "event_type", "ts_us", "body")
+_COLUMNS = ("event_id", "tenant_id", "run_id", "user_id", "event_type", "ts_us", "body", "tpos")
 _ROW_PLACEHOLDER = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
-# 7 x 2,000 = 14,000 bound values: under SQLite's default limit of 32,766 (3.32+).
+# 8 x 2,000 = 16,000 bound values: under SQLite's default limit of 32,766 (3.32+).
 _ROWS_PER_STATEMENT = 2_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -45,6 +49,8 @@ CREATE TABLE IF NOT EXISTS {table} (
     event_type TEXT NOT NULL,
     ts_us INTEGER NOT NULL,
     body TEXT NOT NULL,
+    -- the tenant's stream position (added to older databases by _add_feed_positions)
+    tpos INTEGER,
     -- idempotence per tenant: another tenant's event never shadows this one
     UNIQUE (tenant_id, event_id)
 );
@@ -59,6 +65,12 @@ CREATE INDEX IF NOT EXISTS {table}_user ON {table} (tenant_id, user_id) WHERE us
 _META_SCHEMA = """
 CREATE TABLE IF NOT EXISTS logkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO logkit_meta (key, value) VALUES ('database_id', lower(hex(randomblob(8))));
+CREATE TABLE IF NOT EXISTS logkit_feed_heads (
+    tbl TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    newest INTEGER NOT NULL,
+    PRIMARY KEY (tbl, tenant_id)
+) WITHOUT ROWID;
 """
 
 
@@ -139,7 +151,7 @@ class SQLiteBackend:
         expected = {
             ROLE_TABLES[Role.TIMELINE]: _COLUMNS,
             ROLE_TABLES[Role.COST]: _COLUMNS,
-            "audit_chain": (*_COLUMNS[:-1], "chain_id", "seq", "hash", "record"),
+            "audit_chain": (*_COLUMNS[:6], "chain_id", "seq", "hash", "record"),
         }
         for table, wanted in expected.items():
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
@@ -173,7 +185,28 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(_META_SCHEMA)
     for role in (Role.TIMELINE, Role.COST):
         conn.executescript(_SCHEMA.format(table=ROLE_TABLES[role]))
+        _add_feed_positions(conn, ROLE_TABLES[role])
     conn.executescript(AUDIT_SCHEMA)
+
+
+def _add_feed_positions(conn: sqlite3.Connection, table: str) -> None:
+    """Give a table from before per-tenant positions its ``tpos`` (numbered in store order per
+    tenant) and its heads, in one transaction; then make sure the position index exists."""
+    with immediate(conn):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "tpos" not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN tpos INTEGER")
+            conn.execute(
+                f"UPDATE {table} SET tpos = numbered.n FROM (SELECT pos, row_number() OVER "
+                f"(PARTITION BY tenant_id ORDER BY pos) AS n FROM {table}) AS numbered "
+                f"WHERE {table}.pos = numbered.pos"
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO logkit_feed_heads (tbl, tenant_id, newest) "
+                f"SELECT ?, tenant_id, max(tpos) FROM {table} GROUP BY tenant_id",
+                (table,),
+            )
+        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_feed ON {table} (tenant_id, tpos)")
 
 
 class SQLiteStore:
@@ -183,25 +216,81 @@ class SQLiteStore:
 
     @mapped
     def write(self, events: Sequence[Event]) -> None:
-        # INSERT OR IGNORE keeps the first of repeated event_ids, within a batch and across
-        # batches: the idempotence the contract asks for.
+        # The first of repeated event_ids is kept, within a batch and across batches: the
+        # idempotence the contract asks for. Only events really stored get a position.
+        with self.backend.transaction() as conn:
+            heads = self._heads(conn, {e.tenant_id for e in events})
+            numbered = dict(heads)
+            if self._insert(conn, events, numbered) != len(events):
+                # Some were stored before (a replay from the spool) or repeat in the batch:
+                # take back this batch's rows (each is past its tenant's head) and number the
+                # new ones only. Cheaper than a savepoint, whose journal every batch would pay.
+                for tenant, head in heads.items():
+                    sql = f"DELETE FROM {self.table} WHERE tenant_id = ? AND tpos > ?"
+                    conn.execute(sql, (tenant, head))
+                numbered = dict(heads)
+                self._insert(conn, self._not_stored(conn, events), numbered)
+            conn.executemany(
+                "INSERT INTO logkit_feed_heads (tbl, tenant_id, newest) VALUES (?, ?, ?) "
+                "ON CONFLICT (tbl, tenant_id) DO UPDATE SET newest = excluded.newest",
+                [(self.table, t, n) for t, n in numbered.items() if n != heads[t]],
+            )
+
+    def _insert(
+        self, conn: sqlite3.Connection, events: Sequence[Event], heads: dict[str, int]
+    ) -> int:
+        """Insert ``events`` after their tenants' ``heads`` (advanced in place); how many rows
+        were inserted."""
+        following = {tenant: itertools.count(head + 1).__next__ for tenant, head in heads.items()}
         values: list[object] = []
         for e in events:
+            tenant = e.tenant_id
             values += (
                 e.event_id,
-                e.tenant_id,
+                tenant,
                 e.run_id,
                 e.user_id,
                 e.event_type,
                 cursor.to_micros(e.ts),
                 e.to_json(),
+                following[tenant](),
             )
+        for tenant, position in following.items():
+            heads[tenant] = position() - 1
         width = len(_COLUMNS)
         chunk = _ROWS_PER_STATEMENT * width
-        with self.backend.transaction() as conn:
-            for start in range(0, len(values), chunk):
-                part = values[start : start + chunk]
-                conn.execute(self._insert_sql(len(part) // width), part)
+        before = conn.total_changes
+        for start in range(0, len(values), chunk):
+            part = values[start : start + chunk]
+            conn.execute(self._insert_sql(len(part) // width), part)
+        return conn.total_changes - before
+
+    def _heads(self, conn: sqlite3.Connection, tenants: set[str]) -> dict[str, int]:
+        names = tuple(tenants)
+        sql = (
+            f"SELECT tenant_id, newest FROM logkit_feed_heads WHERE tbl = ?"
+            f" AND tenant_id IN ({marks(names)})"
+        )
+        heads = dict.fromkeys(names, 0)
+        heads.update(conn.execute(sql, (self.table, *names)).fetchall())
+        return heads
+
+    def _not_stored(self, conn: sqlite3.Connection, events: Sequence[Event]) -> list[Event]:
+        """The first of each (tenant, event_id) in ``events`` that the table does not hold."""
+        first: dict[tuple[str, str], Event] = {}
+        for e in events:
+            first.setdefault((e.tenant_id, e.event_id), e)
+        events = list(first.values())
+        stored: set[tuple[str, str]] = set()
+        for start in range(0, len(events), _ROWS_PER_STATEMENT):
+            part = events[start : start + _ROWS_PER_STATEMENT]
+            pairs = [value for e in part for value in (e.tenant_id, e.event_id)]
+            sql = (
+                f"SELECT tenant_id, event_id FROM {self.table} WHERE (tenant_id, event_id)"
+                f" IN (VALUES {', '.join(['(?, ?)'] * len(part))})"
+            )
+            stored.update(conn.execute(sql, pairs).fetchall())
+        return [e for e in events if (e.tenant_id, e.event_id) not in stored]
 
     def _insert_sql(self, rows: int) -> str:
         # One multi-row statement per chunk instead of executemany: sqlite3 releases the GIL
@@ -253,7 +342,7 @@ class SQLiteStore:
         rows = self.backend.connection().execute(f"SELECT DISTINCT tenant_id FROM {self.table}")
         return sorted(str(r[0]) for r in rows)
 
-    # --- the stream's feed: ``pos`` is the durable position --------------------------------
+    # --- the stream's feed: ``tpos`` is the tenant's durable position ---------------------
 
     @mapped
     def feed_id(self) -> str:
@@ -262,42 +351,44 @@ class SQLiteStore:
             .execute("SELECT value FROM logkit_meta WHERE key = 'database_id'")
             .fetchone()
         )
-        return hashlib.sha256(f"{row[0]}/{self.table}".encode()).hexdigest()[:12]
+        # "tenant": cursors from before per-tenant positions (global ones) read as unknown.
+        return hashlib.sha256(f"{row[0]}/{self.table}/tenant".encode()).hexdigest()[:12]
 
     @mapped
-    def feed_bounds(self) -> tuple[int, int]:
+    def feed_bounds(self, tenant_id: str) -> tuple[int, int]:
         conn = self.backend.connection()
         with snapshot(conn):
-            newest = self._newest(conn)
-            (oldest,) = conn.execute(f"SELECT min(pos) FROM {self.table}").fetchone()
+            newest = self._newest(conn, tenant_id)
+            sql = f"SELECT min(tpos) FROM {self.table} WHERE tenant_id = ?"
+            (oldest,) = conn.execute(sql, (tenant_id,)).fetchone()
         return (newest + 1 if oldest is None else int(oldest)), newest
 
     @mapped
     def feed_after(
         self,
+        tenant_id: str,
         position: int,
         *,
-        tenant_id: str | None = None,
         run_id: str | None = None,
         event_types: tuple[str, ...] | None = None,
         limit: int = 1000,
     ) -> tuple[list[FeedRow], int]:
-        where, params = feed_where(position, tenant_id, run_id, event_types)
+        where, params = feed_where(tenant_id, position, run_id, event_types)
         limit = clamp_limit(limit)
         sql = (
-            f"SELECT pos, tenant_id, body FROM {self.table} WHERE {where}"
-            f" ORDER BY pos LIMIT {limit}"
+            f"SELECT tpos, tenant_id, body FROM {self.table} WHERE {where}"
+            f" ORDER BY tpos LIMIT {limit}"
         )
         conn = self.backend.connection()
         # One read snapshot for the rows and the newest position: "scanned up to newest" is
         # only true of the same snapshot the rows came from.
         with snapshot(conn):
-            newest = self._newest(conn)
+            newest = self._newest(conn, tenant_id)
             rows = [FeedRow(*row) for row in conn.execute(sql, params)]
         scanned = rows[-1].position if len(rows) == limit else max(newest, position)
         return rows, scanned
 
-    def _newest(self, conn: sqlite3.Connection) -> int:
-        sql = "SELECT seq FROM sqlite_sequence WHERE name = ?"
-        row = conn.execute(sql, (self.table,)).fetchone()
+    def _newest(self, conn: sqlite3.Connection, tenant_id: str) -> int:
+        sql = "SELECT newest FROM logkit_feed_heads WHERE tbl = ? AND tenant_id = ?"
+        row = conn.execute(sql, (self.table, tenant_id)).fetchone()
         return 0 if row is None else int(row[0])

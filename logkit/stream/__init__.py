@@ -3,10 +3,11 @@
 See docs/stream.md. ``create_app`` builds the ASGI app; ``logkit serve`` runs it.
 """
 
+from logkit.principal import Principal, Unauthorized
 from logkit.stream.app import create_app
-from logkit.stream.auth import Authorizer, Unauthorized, header_authorizer, load_authorizer
+from logkit.stream.auth import Authorizer, header_authorizer, load_authorizer
 from logkit.stream.cursor import Cursor, parse_cursor
-from logkit.stream.filters import Principal, StreamFilter
+from logkit.stream.filters import StreamFilter
 
 __all__ = [
     "Authorizer",

@@ -23,10 +23,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from logkit.config import StreamConfig
 from logkit.errors import ConfigError, ContractError
 from logkit.pipeline import PIPELINE
+from logkit.principal import Principal, Unauthorized
 from logkit.runtime import Runtime, ensure_configured
 from logkit.sinks.protocols import Feed, Role
-from logkit.stream.auth import Authorizer, Unauthorized, authorize, header_authorizer
-from logkit.stream.filters import Principal, StreamFilter
+from logkit.stream.auth import Authorizer, authorize, header_authorizer
+from logkit.stream.filters import StreamFilter
 from logkit.stream.hub import Delivery, Hub, Reset, Subscription
 
 _STARTS = ("start", "now")
@@ -220,8 +221,20 @@ _BAD_MESSAGE = orjson.dumps(
 ).decode()
 
 
-def _resume_cursor(text: str) -> str | None:
+async def _receive(ws: WebSocket) -> str | None:
+    """The next client message's text; None for a binary frame (answered like any bad
+    message); WebSocketDisconnect when the client has gone."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
+
+
+def _resume_cursor(text: str | None) -> str | None:
     """The cursor of a ``{"type": "resume", "cursor": ...}`` message; None for anything else."""
+    if text is None:
+        return None
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -273,7 +286,7 @@ async def _serve_websocket(ws: WebSocket, server: StreamServer, first: Subscript
     beat = asyncio.create_task(heartbeat())
     try:
         while True:
-            receive = asyncio.create_task(ws.receive_text())
+            receive = asyncio.create_task(_receive(ws))
             done, _ = await asyncio.wait({receive, task, beat}, return_when=asyncio.FIRST_COMPLETED)
             if receive not in done:
                 receive.cancel()

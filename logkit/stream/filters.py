@@ -1,4 +1,7 @@
-"""Who may see what (the principal) and what a subscriber asked for (the filter)."""
+"""What a subscriber asked for (the filter), and whether its principal may see an event.
+
+:class:`~logkit.principal.Principal` (re-exported here) says who may see what.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,12 @@ from typing import Any
 
 from logkit.envelope import EventType, Severity
 from logkit.errors import ContractError
+from logkit.principal import Principal
+
+__all__ = ["FILTER_PARAMS", "Principal", "StreamFilter"]
 
 FILTER_PARAMS = ("run_id", "types", "min_severity", "step_id")
 _MAX_PARAM = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The scope a subscriber is allowed: one tenant, and one project of it or all of them."""
-
-    tenant_id: str
-    project_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
 """The hub tails the durable feed once per server and fans new rows out to subscriptions.
 
-A subscription first catches up from the store (from its cursor to the newest position), then
-takes live rows from the hub. Rows are deduplicated by position, which is a total order, so the
-hand-over between the two never loses or repeats an event. A subscription's live buffer is
+Positions are per tenant (:class:`~logkit.sinks.protocols.Feed`): the hub keeps one head per
+tenant that has subscribers, reads each such tenant's new rows once per poll and offers them to
+that tenant's subscriptions. A subscription first catches up from the store (from its cursor to
+its tenant's newest position), then takes live rows from the hub. Rows are deduplicated by
+position, a total order within a tenant, so the hand-over between the two never loses or
+repeats an event. A subscription's live buffer is
 bounded: when it fills (a burst, or a reader slower than the writers), the buffer is dropped and
 the subscription catches up from the store again. Memory stays bounded and nothing is missed;
 a reader that stops reading altogether is disconnected by the transport's send timeout and
@@ -88,7 +91,8 @@ class Hub:
         self.poll_min_s = config.poll_min_s
         self.poll_max_s = config.poll_max_s
         self.feed_id = ""
-        self.head = 0  # the newest position fanned out to subscriptions
+        # Per tenant with subscribers: the newest position fanned out to them.
+        self.heads: dict[str, int] = {}
         self.subscriptions: set[Subscription] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,7 +101,6 @@ class Hub:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.feed_id = await asyncio.to_thread(self.feed.feed_id)
-        _, self.head = await asyncio.to_thread(self.feed.feed_bounds)
         self._task = asyncio.create_task(self._run(), name="logkit-stream-hub")
 
     async def stop(self) -> None:
@@ -137,17 +140,35 @@ class Hub:
     ) -> Subscription:
         return Subscription(self, principal, stream_filter, cursor, start)
 
+    async def track(self, tenant_id: str) -> None:
+        """Follow ``tenant_id`` from its newest position, unless it is followed already.
+
+        A joining subscription calls this before it catches up: its catch-up then reads at
+        least up to the head, and the hub offers it everything after.
+        """
+        if tenant_id in self.heads:
+            return
+        _, newest = await asyncio.to_thread(self.feed.feed_bounds, tenant_id)
+        self.heads.setdefault(tenant_id, newest)
+
     async def read(
         self, position: int, principal: Principal, stream_filter: StreamFilter
     ) -> tuple[list[FeedRow], int]:
         return await asyncio.to_thread(
             self.feed.feed_after,
+            principal.tenant_id,
             position,
-            tenant_id=principal.tenant_id,
             run_id=stream_filter.run_id,
             event_types=stream_filter.types,
             limit=self.page_size,
         )
+
+    def _read_heads(self, heads: dict[str, int]) -> dict[str, tuple[list[FeedRow], int]]:
+        """Each followed tenant's rows after its head (one thread hop for all of them)."""
+        return {
+            tenant: self.feed.feed_after(tenant, head, limit=self.page_size)
+            for tenant, head in heads.items()
+        }
 
     async def _run(self) -> None:
         delay = self.poll_min_s
@@ -158,31 +179,31 @@ class Hub:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             self._wake.clear()
+            followed = {s.principal.tenant_id for s in self.subscriptions}
+            for tenant in [t for t in self.heads if t not in followed]:
+                del self.heads[tenant]  # nobody left: a later subscriber starts afresh
+            heads = {t: h for t, h in self.heads.items() if t in followed}
+            if not heads:
+                delay = self.poll_max_s
+                continue
             try:
-                if not self.subscriptions:
-                    # Nobody to fan out to: move the head without reading the rows. A
-                    # subscription that joins later catches up from the store itself; one
-                    # that joined during this read may need those rows, so then stay put.
-                    _, newest = await asyncio.to_thread(self.feed.feed_bounds)
-                    if not self.subscriptions:
-                        self.head = newest
-                    delay = self.poll_max_s
-                    continue
-                rows, scanned = await asyncio.to_thread(
-                    self.feed.feed_after, self.head, limit=self.page_size
-                )
+                pages = await asyncio.to_thread(self._read_heads, heads)
             except Exception as exc:  # the store is down: keep serving, keep polling
                 log.warning("logkit stream: reading the feed failed: %s", exc)
                 delay = self.poll_max_s
                 continue
-            for row in rows:
-                shared = _Row(row)
-                for subscription in list(self.subscriptions):
-                    subscription.offer(shared)
-            self.head = scanned
-            if len(rows) == self.page_size:
+            full = False
+            for tenant, (rows, scanned) in pages.items():
+                for row in rows:
+                    shared = _Row(row)
+                    for subscription in list(self.subscriptions):
+                        subscription.offer(shared)
+                if tenant in self.heads:
+                    self.heads[tenant] = max(self.heads[tenant], scanned)
+                full = full or len(rows) == self.page_size
+            if full:
                 delay = 0.0  # more is waiting: read on at once
-            elif rows:
+            elif any(rows for rows, _ in pages.values()):
                 delay = self.poll_min_s
             else:
                 delay = min(max(delay, self.poll_min_s) * 2, self.poll_max_s)
@@ -233,7 +254,9 @@ class Subscription:
 
     async def _begin(self) -> tuple[int, Reset | None]:
         """The position to continue after, and the reset to announce first, if any."""
-        oldest, newest = await asyncio.to_thread(self.hub.feed.feed_bounds)
+        oldest, newest = await asyncio.to_thread(
+            self.hub.feed.feed_bounds, self.principal.tenant_id
+        )
         restart = Cursor(self.hub.feed_id, oldest - 1)
         if self.requested is None:
             return (newest if self.start == "now" else 0), None
@@ -250,8 +273,9 @@ class Subscription:
         Joining comes first, so every row stored from here on is offered to this subscription.
         """
         self.hub.subscriptions.add(self)
-        self.hub.wake()  # an idle hub polls slowly: have it tail for this one now
         try:
+            await self.hub.track(self.principal.tenant_id)
+            self.hub.wake()  # an idle hub polls slowly: have it tail for this one now
             self.position, self._reset = await self._begin()
         except BaseException:
             self.close()
@@ -291,8 +315,9 @@ class Subscription:
             if batch:
                 yield batch
             if len(rows) < self.hub.page_size:
-                # Scanned up to the newest position, which is at or past the hub's head when
-                # this subscription joined: everything later reaches the live buffer.
+                # Scanned up to the tenant's newest position, which is at or past the hub's
+                # head for the tenant once it was tracked: everything later reaches the live
+                # buffer.
                 return
 
     def _admits(self, row: FeedRow) -> bool:

@@ -250,7 +250,8 @@ def test_headers_are_bound_and_echoed(base_url: str) -> None:
     response = httpx.get(f"{base_url}/whoami", headers=HEADERS)
     assert response.status_code == 200
     event = response.json()
-    assert event["tenant_id"] == "t_acme" and event["env"] == "staging"
+    # Trusted headers (dev) give the tenant; env is the service's: X-Env changes nothing.
+    assert event["tenant_id"] == "t_acme" and event["env"] == "dev"
     assert (event["project_id"], event["surface_id"], event["app_id"]) == (
         "p_support",
         "chat",

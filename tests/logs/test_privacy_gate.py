@@ -198,7 +198,7 @@ def test_request_id_from_a_client_header_is_gated(gated: Any) -> None:
         event = logkit.emit("message", {})
         return JSONResponse({"request_id": event.request_id})
 
-    app = logkit.CorrelationMiddleware(Starlette(routes=[Route("/", handler)]))
+    app = logkit.CorrelationMiddleware(Starlette(routes=[Route("/", handler)]), trust_headers=True)
     headers = {
         "X-Tenant-Id": "t_acme",
         "X-Env": "prod",

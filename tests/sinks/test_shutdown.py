@@ -211,7 +211,7 @@ UVICORN_APP = textwrap.dedent(
 
     app = Starlette(routes=[Route("/emit", emit, methods=["POST"])])
     if mode == "lifespan":  # configured at the app's start-up, under uvicorn's handler
-        app = logkit.CorrelationMiddleware(app)
+        app = logkit.CorrelationMiddleware(app, trust_headers=False)
     uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning")
     """
 )

@@ -11,6 +11,7 @@
 # answer, .logkit/services.env is (re)written:
 #   FIRESTORE_EMULATOR_HOST=127.0.0.1:PORT
 #   BIGQUERY_EMULATOR_HOST=http://127.0.0.1:PORT
+#   BIGQUERY_STORAGE_EMULATOR_HOST=127.0.0.1:PORT   (gRPC: Storage Write API, AppendRows)
 #   GOOGLE_CLOUD_PROJECT=logkit-test
 # Everything binds to 127.0.0.1 only. Nothing is installed outside the repo.
 #
@@ -146,6 +147,7 @@ bq_spatial_present() {
 
 pidfile() { echo "$STATE_DIR/$1.pid"; }
 portfile() { echo "$STATE_DIR/$1.port"; }
+grpcportfile() { echo "$STATE_DIR/$1.grpc-port"; }
 logfile() { echo "$STATE_DIR/$1.log"; }
 
 # Signature that must appear in the process command line, so a recycled pid
@@ -239,6 +241,7 @@ launch() {  # launch NAME PORT [GRPC_PORT]
   esac
   echo "$!" > "$pf"
   echo "$port" > "$(portfile "$name")"
+  if [[ -n "${3:-}" ]]; then echo "$3" > "$(grpcportfile "$name")"; fi
 }
 
 wait_ready() {  # wait_ready NAME PORT T0 -> 0 ready, 1 timeout/failed, 2 lost a port race
@@ -296,14 +299,17 @@ kill_service() {  # kill_service NAME
       kill -KILL -- "-$pgid" 2>/dev/null || true
     fi
   fi
-  rm -f "$(pidfile "$name")" "$(portfile "$name")"
+  rm -f "$(pidfile "$name")" "$(portfile "$name")" "$(grpcportfile "$name")"
 }
 
 # ---------------------------------------------------------------- commands ---
 
 start_one() {  # start_one NAME -> ensures running, leaves port in portfile
   local name="$1" port t0 ports
-  if live_pid "$name" >/dev/null && [[ -f "$(portfile "$name")" ]]; then
+  # (a BigQuery emulator started without a recorded gRPC port is restarted: its Storage
+  # Write API port must be known)
+  if live_pid "$name" >/dev/null && [[ -f "$(portfile "$name")" ]] \
+     && [[ "$name" != bigquery || -f "$(grpcportfile "$name")" ]]; then
     port="$(cat "$(portfile "$name")")"
     if healthy "$name" "$port"; then
       log "$name emulator already running on $HOST:$port (pid $(cat "$(pidfile "$name")"))"
@@ -346,6 +352,7 @@ write_env() {
   {
     echo "FIRESTORE_EMULATOR_HOST=$HOST:$fs_port"
     echo "BIGQUERY_EMULATOR_HOST=http://$HOST:$bq_port"
+    echo "BIGQUERY_STORAGE_EMULATOR_HOST=$HOST:$(cat "$(grpcportfile bigquery)")"
     echo "GOOGLE_CLOUD_PROJECT=$PROJECT_ID"
   } > "$tmp"
   mv -f "$tmp" "$ENV_FILE"

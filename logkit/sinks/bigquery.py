@@ -306,6 +306,10 @@ class BigQueryBackend:
         if added:
             table.schema = [*table.schema, *self.table_schema(added)]
             self.client.update_table(table, ["schema"], **self.rpc())
+            # A no-op on BigQuery after the update; the emulator keeps its catalog (updated
+            # above) apart from its storage, which only DDL alters.
+            for c in added:
+                self.run(f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS {c.name} {c.type}", [])
         return _column_problems(table_id.rsplit(".", 1)[1], table.schema, columns)
 
     @mapped("schema check")

@@ -114,12 +114,23 @@ def record_bytes_of(event: Event) -> bytes:
     return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
 
 
-def link(event: Event, *, seq: int, prev_hash: str, salt: str | None = None) -> ChainedRecord:
-    """Place ``event`` at ``seq`` after ``prev_hash``: fill the chain fields and hash it."""
+def link(
+    event: Event,
+    *,
+    seq: int,
+    prev_hash: str,
+    salt: str | None = None,
+    chain_id: str | None = None,
+) -> ChainedRecord:
+    """Place ``event`` at ``seq`` after ``prev_hash``: fill the chain fields and hash it.
+
+    ``chain_id`` defaults to the event's (tenant, run) chain; a store that spreads the tenant
+    chain over lanes names the lane (logkit.sinks.firestore_append).
+    """
     payload_bytes = canonical(event.payload)
     salt = salt or new_salt()
     chained = event.replace(
-        chain_id=chain_id_of(event.tenant_id, event.run_id),
+        chain_id=chain_id or chain_id_of(event.tenant_id, event.run_id),
         seq=seq,
         prev_hash=prev_hash,
         payload_salt=salt,

@@ -65,6 +65,7 @@ def verify(
 
     Exit 0 when intact, 1 naming the chain, first bad seq and kind of break, 2 on usage errors.
     """
+    from logkit.auditing.chains import chains_to_verify
     from logkit.auditing.checkpoint import load_keys, read_file
     from logkit.auditing.verify import verify as run_verify
     from logkit.errors import ConfigError, LogkitError
@@ -75,6 +76,7 @@ def verify(
         checkpoints = read_file(checkpoint) if checkpoint is not None else None
     except ConfigError as exc:
         fail(str(exc))
+    chains = chains_to_verify(chains, checkpoints, tenant, run)  # a chain deleted whole too
     try:
         if json_output:
             report = run_verify(

@@ -81,6 +81,7 @@ ensure_bq_venv() {
       -r "$BQ_REQS" 2> >(grep -v "^WARNING: Location 'file://" >&2)
   install_duckdb_spatial
   patch_bq_upload
+  patch_bq_snapshots
   echo "$want" > "$BQ_MARKER"
   log "BigQuery emulator venv ready in $(elapsed "$t0")s"
 }
@@ -134,6 +135,35 @@ p.write_text(src.replace(anchor, anchor + '    ' + marker + ": google-cloud-bigq
 for c in p.parent.glob("__pycache__/upload.*.pyc"):
     c.unlink()
 print(f"[services] patched {p}: multipart media part may be */*", file=sys.stderr)
+PY
+}
+
+# bqemulator keeps time travel by copying the whole table (CREATE TABLE AS SELECT *) after
+# every write, kept for time_travel_retention_days: each write costs O(table) and memory only
+# grows. Real BigQuery's time travel costs nothing per write, and nothing here queries
+# FOR SYSTEM_TIME AS OF. With BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 (set in launch) the copy is
+# skipped; the change event (cache invalidation) is still published.
+patch_bq_snapshots() {
+  "$BQ_VENV/bin/python" - <<'PY'
+import pathlib, sys, sysconfig
+p = pathlib.Path(sysconfig.get_paths()["purelib"]) / "bqemulator/versioning/snapshots.py"
+src = p.read_text()
+marker = "# logkit patch: no copy without retention"
+if marker in src:
+    sys.exit(0)
+anchor = '        meta = self.capture(project_id, dataset_id, table_id, kind="AUTO")\n'
+if anchor not in src:
+    print(f"[services] WARNING: cannot patch {p}: anchor not found (bqemulator changed?)", file=sys.stderr)
+    sys.exit(0)
+patched = (
+    "        if self._retention_days == 0:  " + marker + "\n"
+    "            self._events.publish(TableDataChanged(project_id, dataset_id, table_id))\n"
+    "            return None\n"
+)
+p.write_text(src.replace(anchor, patched + anchor, 1))
+for c in p.parent.glob("__pycache__/snapshots.*.pyc"):
+    c.unlink()
+print(f"[services] patched {p}: no time-travel copy when retention is 0 days", file=sys.stderr)
 PY
 }
 
@@ -230,7 +260,7 @@ launch() {  # launch NAME PORT [GRPC_PORT]
       mkdir -p "$LOGKIT_DIR/bqemu-tmp"
       HOME="$BQ_HOME" TMPDIR="$LOGKIT_DIR/bqemu-tmp" \
       BQEMU_UPLOAD_STAGING_DIR="$LOGKIT_DIR/bqemu-tmp/uploads" \
-      BQEMU_ENABLE_FORMAT_EXTENSIONS=false \
+      BQEMU_ENABLE_FORMAT_EXTENSIONS=false BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 \
         setsid "$BQ_VENV/bin/bqemulator" start \
           --rest-host "$HOST" --rest-port "$port" \
           --grpc-host "$HOST" --grpc-port "$3" \
@@ -363,6 +393,7 @@ cmd_install() {
   ensure_bq_venv
   bq_spatial_present || install_duckdb_spatial
   patch_bq_upload
+  patch_bq_snapshots
 }
 
 cmd_start() {

@@ -164,19 +164,15 @@ class BlockAppender:
         return chain_id_of(event.tenant_id, event.run_id)
 
     def append(self, events: Sequence[Event]) -> list[Event]:
-        results = self.store.lookup((e.tenant_id, e.event_id) for e in events)
         waiters: dict[Key, _Waiter] = {}
         for event in events:
-            key = (event.tenant_id, event.event_id)
-            if key not in results and key not in waiters:
-                waiters[key] = _Waiter(event)
+            waiters.setdefault((event.tenant_id, event.event_id), _Waiter(event))
         by_chain: dict[str, list[_Waiter]] = {}
         for waiter in waiters.values():
             by_chain.setdefault(self.chain_of(waiter.event), []).append(waiter)
         for chain_id, queued in by_chain.items():
             self._submit(chain_id, queued)
-        for key, waiter in waiters.items():
-            results[key] = self._wait(waiter)
+        results = {key: self._wait(waiter) for key, waiter in waiters.items()}
         return [results[(e.tenant_id, e.event_id)] for e in events]
 
     # --- group commit -------------------------------------------------------------------------
@@ -239,6 +235,24 @@ class BlockAppender:
     # --- one block ----------------------------------------------------------------------------
 
     def _commit_block(self, chain_id: str, block: list[_Waiter]) -> None:
+        """Chain the block's events: one lookup of the whole block (those chained already are
+        answered from the store), then one commit, repeated only if another writer got there
+        first. The same event queued by two callers is chained once and answers both."""
+        firsts: dict[Key, _Waiter] = {}
+        for waiter in block:
+            firsts.setdefault(waiter.key, waiter)
+        found = self.store.lookup(firsts)
+        fresh = [w for w in firsts.values() if w.key not in found]
+        try:
+            if fresh:
+                self._place(chain_id, fresh)
+        finally:
+            for waiter in block:
+                result = found.get(waiter.key) or firsts[waiter.key].result
+                if result is not None:
+                    waiter.finish(result)
+
+    def _place(self, chain_id: str, block: list[_Waiter]) -> None:
         from google.api_core.exceptions import AlreadyExists
 
         store = self.store

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from logkit.cli import audit, codemod, demo, dsar, retention, serve, sinks, timeline, usage
+from logkit.cli import (
+    audit,
+    audit_mirror,
+    codemod,
+    demo,
+    dsar,
+    retention,
+    serve,
+    sinks,
+    timeline,
+    usage,
+)
 
 app = typer.Typer(
     name="logkit",
@@ -16,6 +27,7 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("check-sinks")(sinks.check_sinks)
 app.command("serve")(serve.serve)
+audit.app.command("mirror")(audit_mirror.mirror)
 app.add_typer(audit.app, name="audit")
 app.add_typer(usage.app, name="usage")
 app.add_typer(timeline.app, name="timeline")

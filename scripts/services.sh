@@ -81,7 +81,7 @@ ensure_bq_venv() {
       -r "$BQ_REQS" 2> >(grep -v "^WARNING: Location 'file://" >&2)
   install_duckdb_spatial
   patch_bq_upload
-  patch_bq_snapshots
+  patch_bq_write
   echo "$want" > "$BQ_MARKER"
   log "BigQuery emulator venv ready in $(elapsed "$t0")s"
 }
@@ -138,32 +138,59 @@ print(f"[services] patched {p}: multipart media part may be */*", file=sys.stder
 PY
 }
 
-# bqemulator keeps time travel by copying the whole table (CREATE TABLE AS SELECT *) after
-# every write, kept for time_travel_retention_days: each write costs O(table) and memory only
-# grows. Real BigQuery's time travel costs nothing per write, and nothing here queries
-# FOR SYSTEM_TIME AS OF. With BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 (set in launch) the copy is
-# skipped; the change event (cache invalidation) is still published.
-patch_bq_snapshots() {
+# Two fixes to bqemulator for the Storage Write API path (idempotent, project-local venv only):
+# 1. Every write copies the whole table for time travel (CREATE TABLE AS SELECT *), kept for
+#    time_travel_retention_days: each write costs O(table) and memory only grows. Real
+#    BigQuery's time travel costs nothing per write, and nothing here queries FOR SYSTEM_TIME.
+#    With BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 (set in launch) the copy is skipped; the change
+#    event (cache invalidation) is still published.
+# 2. AppendRows inserted through the single DuckDB connection the REST side also uses, from a
+#    gRPC thread: that thread holds DuckDB's connection lock while a Python object's destructor
+#    waits for the GIL, and the event-loop thread holds the GIL waiting for that lock (seen in
+#    gdb: a deadlock, the emulator stops answering). The insert gets a cursor of its own.
+patch_bq_write() {
   "$BQ_VENV/bin/python" - <<'PY'
 import pathlib, sys, sysconfig
-p = pathlib.Path(sysconfig.get_paths()["purelib"]) / "bqemulator/versioning/snapshots.py"
-src = p.read_text()
-marker = "# logkit patch: no copy without retention"
-if marker in src:
-    sys.exit(0)
-anchor = '        meta = self.capture(project_id, dataset_id, table_id, kind="AUTO")\n'
-if anchor not in src:
-    print(f"[services] WARNING: cannot patch {p}: anchor not found (bqemulator changed?)", file=sys.stderr)
-    sys.exit(0)
-patched = (
-    "        if self._retention_days == 0:  " + marker + "\n"
-    "            self._events.publish(TableDataChanged(project_id, dataset_id, table_id))\n"
-    "            return None\n"
-)
-p.write_text(src.replace(anchor, patched + anchor, 1))
-for c in p.parent.glob("__pycache__/snapshots.*.pyc"):
-    c.unlink()
-print(f"[services] patched {p}: no time-travel copy when retention is 0 days", file=sys.stderr)
+root = pathlib.Path(sysconfig.get_paths()["purelib"]) / "bqemulator"
+marker = "# logkit patch"
+patches = {
+    "versioning/snapshots.py": (
+        '        meta = self.capture(project_id, dataset_id, table_id, kind="AUTO")\n',
+        "        if self._retention_days == 0:  " + marker + ": no copy without retention\n"
+        "            self._events.publish(TableDataChanged(project_id, dataset_id, table_id))\n"
+        "            return None\n",
+    ),
+    "grpc_api/write_servicer.py": (
+        "            self._ctx.engine.connection.register(reg_name, rows)\n"
+        "            try:\n"
+        "                self._ctx.engine.execute(\n"
+        '                    f"INSERT INTO {target_ref} SELECT * FROM {reg_name}",\n'
+        "                )\n"
+        "            finally:\n"
+        "                self._ctx.engine.connection.unregister(reg_name)\n",
+        "            cursor = self._ctx.engine.connection.cursor()  " + marker + ": own context\n"
+        "            try:\n"
+        "                cursor.register(reg_name, rows)\n"
+        '                cursor.execute(f"INSERT INTO {target_ref} SELECT * FROM {reg_name}")\n'
+        "                cursor.unregister(reg_name)\n"
+        "            finally:\n"
+        "                cursor.close()\n",
+    ),
+}
+for name, (anchor, replacement) in patches.items():
+    p = root / name
+    src = p.read_text()
+    if marker in src:
+        continue
+    if anchor not in src:
+        print(f"[services] WARNING: cannot patch {p}: anchor not found (bqemulator changed?)", file=sys.stderr)
+        continue
+    if name.endswith("snapshots.py"):
+        replacement += anchor  # inserted before the copy, which stays for retention > 0
+    p.write_text(src.replace(anchor, replacement, 1))
+    for c in p.parent.glob(f"__pycache__/{p.stem}.*.pyc"):
+        c.unlink()
+    print(f"[services] patched {p}", file=sys.stderr)
 PY
 }
 
@@ -393,7 +420,7 @@ cmd_install() {
   ensure_bq_venv
   bq_spatial_present || install_duckdb_spatial
   patch_bq_upload
-  patch_bq_snapshots
+  patch_bq_write
 }
 
 cmd_start() {

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from logkit.envelope import Event
 from logkit.errors import ConfigError, LogkitError, SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
-from logkit.sinks.bigquery_write import Column, StreamWriter
+from logkit.sinks.bigquery_write import Column, StreamWriter, check_available
 from logkit.sinks.protocols import ROLE_TABLES, Page, Query, Role, Selector, clamp_limit, sequence
 
 T = TypeVar("T")
@@ -197,6 +197,8 @@ class BigQueryBackend:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.bq = _import_bigquery()
+        if target.write == "storage":
+            check_available()
         self.dataset_id = f"{target.project}.{target.dataset}"
         # Each RPC gets ``timeout`` seconds including its retries, so a dead endpoint fails
         # fast as SinkUnavailable; retrying over longer spans is the dispatcher's job.

@@ -54,19 +54,47 @@ class Column(NamedTuple):
 
 # google.protobuf FieldDescriptorProto types for the BigQuery types rows carry.
 _PROTO_TYPES = {"STRING": 9, "INT64": 3, "INTEGER": 3, "TIMESTAMP": 3, "BOOL": 8, "BYTES": 12}
-_AMBIGUOUS = (
-    "DeadlineExceeded ServiceUnavailable InternalServerError Unknown Aborted Cancelled RetryError"
-)
 
 
-def write_client() -> Any:
-    """A BigQueryWriteClient: the emulator's plain gRPC port, or Google with default credentials."""
+def _ambiguous(exc: Exception) -> bool:
+    """Whether a failed call may still have reached BigQuery (its outcome is unknown)."""
+    from google.api_core import exceptions as api
+
+    unknown = (
+        api.DeadlineExceeded,
+        api.ServiceUnavailable,
+        api.InternalServerError,
+        api.Unknown,
+        api.Aborted,
+        api.Cancelled,
+        api.RetryError,
+    )
+    return isinstance(exc, unknown)
+
+
+def check_available() -> None:
+    """ConfigError at configuration if the Write API client library is not installed."""
     try:
-        from google.cloud import bigquery_storage_v1 as storage
+        from google.cloud import bigquery_storage_v1  # noqa: F401
     except ImportError as exc:
         raise ConfigError(
             "the bigquery backend needs google-cloud-bigquery-storage: pip install 'logkit[gcp]'"
         ) from exc
+
+
+def write_client() -> Any:
+    """A BigQueryWriteClient: the emulator's plain gRPC port, or Google with default credentials.
+
+    Read when a writer first writes (the environment of tests and tools may change until then).
+    """
+    check_available()
+    from google.cloud import bigquery_storage_v1 as storage
+
+    if os.environ.get("BIGQUERY_EMULATOR_HOST") and not os.environ.get(STORAGE_EMULATOR_VARIABLE):
+        raise ConfigError(
+            f"BIGQUERY_EMULATOR_HOST is set but {STORAGE_EMULATOR_VARIABLE} is not: the "
+            "emulator's gRPC port (Storage Write API) is needed too, or use ?write=merge"
+        )
     host = os.environ.get(STORAGE_EMULATOR_VARIABLE)
     if host:
         import grpc
@@ -77,11 +105,6 @@ def write_client() -> Any:
         channel = grpc.insecure_channel(host.removeprefix("http://"))
         transport = BigQueryWriteGrpcTransport(channel=channel)
         return storage.BigQueryWriteClient(transport=transport)  # type: ignore[no-untyped-call]
-    if os.environ.get("BIGQUERY_EMULATOR_HOST"):
-        raise ConfigError(
-            f"BIGQUERY_EMULATOR_HOST is set but {STORAGE_EMULATOR_VARIABLE} is not: the "
-            "emulator's gRPC port (Storage Write API) is needed too, or use ?write=merge"
-        )
     return storage.BigQueryWriteClient()  # type: ignore[no-untyped-call]
 
 
@@ -93,7 +116,7 @@ class _Stream:
     opened: float
     next_offset: int = 0
     pending: tuple[int, list[bytes], frozenset[tuple[Any, ...]]] | None = None  # offset, rows, keys
-    request_type: Any = field(default=None, repr=False)
+    row_type: Any = field(default=None, repr=False)  # the protobuf message class of a row
 
 
 class StreamWriter:
@@ -190,7 +213,7 @@ class StreamWriter:
             self._stream = None  # the stream is gone (or the table): start over on a new one
             raise
         except Exception as exc:
-            if type(exc).__name__ in _AMBIGUOUS:
+            if _ambiguous(exc):
                 self._drop_client()
             else:
                 stream.pending = None  # refused outright: nothing was stored at this offset
@@ -242,13 +265,13 @@ class StreamWriter:
         try:
             created = self._create(types)
         except Exception as exc:
-            if type(exc).__name__ in _AMBIGUOUS:
+            if _ambiguous(exc):
                 self._drop_client()
             raise
         known = {f.name for f in created.table_schema.fields}
         columns = tuple(c for c in self.columns if c.name in known)
         stream = _Stream(created.name, columns, len(columns) == len(self.columns), time.monotonic())
-        stream.request_type = _message_class(columns)
+        stream.row_type = _message_class(columns)
         return stream
 
     def _create(self, types: Any) -> Any:
@@ -299,4 +322,4 @@ def _message_class(columns: tuple[Column, ...]) -> Any:
 
 def _serialise(stream: _Stream, row: dict[str, Any]) -> bytes:
     values = {c.name: row[c.name] for c in stream.columns if row.get(c.name) is not None}
-    return bytes(stream.request_type(**values).SerializeToString())
+    return bytes(stream.row_type(**values).SerializeToString())

@@ -297,3 +297,47 @@ def test_a_newer_table_with_a_column_logkit_does_not_know_takes_rows(tmp_path: P
     finally:
         backend.client.delete_dataset(backend.dataset_id, delete_contents=True)
         backend.close()
+
+
+def test_reads_while_instances_append_neither_block_nor_miss_rows(
+    backend: BigQueryBackend, tmp_path: Path
+) -> None:
+    """The live shape: writers append (gRPC) while readers page (REST jobs), all at once."""
+    dataset = backend.dataset_id.split(".")[1]
+    instances = [open_backend(tmp_path, dataset) for _ in range(3)]
+    store = backend.store(Role.TIMELINE)
+    written: list[Event] = []
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def write(instance: BigQueryBackend, w: int) -> None:
+        try:
+            for b in range(12):
+                batch = [ev(w * 1000 + b * 10 + i, run_id="run_live") for i in range(10)]
+                instance.store(Role.TIMELINE).write(batch)
+                written.extend(batch)
+        except BaseException as exc:
+            failures.append(exc)
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                store.query(Query(tenant_id="t_acme", run_id="run_live", limit=50))
+                store.count(Selector(tenant_id="t_acme"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    writers = [threading.Thread(target=write, args=(i, w)) for w, i in enumerate(instances)]
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in writers + readers:
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    done.set()
+    for thread in readers:
+        thread.join(120)
+    for instance in instances:
+        instance.close()
+    assert failures == [] and not any(t.is_alive() for t in writers + readers)
+    got = read_all(store, limit=500, run_id="run_live")
+    assert got == sorted(written, key=lambda e: (e.ts, e.event_id))

@@ -35,6 +35,21 @@ def chain_id_of(tenant_id: str, run_id: str | None) -> str:
     return f"{tenant_id}/{run_id or TENANT_CHAIN_RUN}"
 
 
+LANE_MARK = "~"
+
+
+def lane_chain_id(tenant_id: str, writer: str) -> str:
+    """A lane of the tenant chain, ``tenant_id/_tenant~writer``: a chain of its own for one
+    writer's run-less records (logkit.sinks.firestore_append)."""
+    return f"{chain_id_of(tenant_id, None)}{LANE_MARK}{writer}"
+
+
+def is_tenant_chain(chain_id: str, tenant_id: str) -> bool:
+    """Whether ``chain_id`` is the tenant chain of ``tenant_id`` or one of its lanes."""
+    tenant_chain = chain_id_of(tenant_id, None)
+    return chain_id == tenant_chain or chain_id.startswith(tenant_chain + LANE_MARK)
+
+
 def canonical(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value.
 

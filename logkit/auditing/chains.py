@@ -12,19 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from logkit.auditing.checkpoint import Checkpoint
-from logkit.chain import TENANT_CHAIN_RUN, chain_id_of
-
-LANE_PREFIX = TENANT_CHAIN_RUN + "~"
+from logkit.chain import TENANT_CHAIN_RUN, chain_id_of, is_tenant_chain
 
 
 def in_scope(chain_id: str, tenant_id: str, run_id: str | None) -> bool:
     """Whether ``chain_id`` belongs to the tenant (and to the run, or the tenant chain's lanes)."""
-    tenant, sep, run = chain_id.partition("/")
-    if tenant != tenant_id or not sep:
+    if chain_id.partition("/")[0] != tenant_id or "/" not in chain_id:
         return False
     if run_id is None or chain_id == chain_id_of(tenant_id, run_id):
         return True
-    return run_id == TENANT_CHAIN_RUN and run.startswith(LANE_PREFIX)
+    return run_id == TENANT_CHAIN_RUN and is_tenant_chain(chain_id, tenant_id)
 
 
 def chains_to_verify(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from logkit.chain import TENANT_CHAIN_RUN, chain_id_of
+from logkit.chain import TENANT_CHAIN_RUN, chain_id_of, is_tenant_chain
 from logkit.sinks.bigquery_write import Column
 from logkit.sinks.protocols import StoredRecord
 
@@ -146,11 +146,9 @@ class BigQueryMirror:
         heads = self.heads(tenant_id)
         if run_id is None:
             return sorted(heads)
-        wanted = chain_id_of(tenant_id, run_id)
-        lane = f"{tenant_id}/{TENANT_CHAIN_RUN}~"
-        return sorted(
-            c for c in heads if c == wanted or (run_id == TENANT_CHAIN_RUN and c.startswith(lane))
-        )
+        if run_id == TENANT_CHAIN_RUN:  # the tenant chain and its lanes
+            return sorted(c for c in heads if is_tenant_chain(c, tenant_id))
+        return [c for c in heads if c == chain_id_of(tenant_id, run_id)]
 
     def head(self, chain_id: str) -> tuple[int, str] | None:
         found = self.records(chain_id, after_seq=-1, limit=1, descending=True)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from logkit.chain import TENANT_CHAIN_RUN, ChainedRecord, chain_id_of, link
+from logkit.chain import ChainedRecord, chain_id_of, lane_chain_id, link
 from logkit.envelope import Event
 from logkit.errors import LogkitError, SinkUnavailable
 
@@ -50,19 +50,9 @@ if TYPE_CHECKING:
 MAX_APPEND_ATTEMPTS = 100  # lost compare-and-appends per block before giving up
 MAX_BLOCK_RECORDS = 200  # two writes each: well under 500 writes per commit
 MAX_BLOCK_BYTES = 4 * 1024 * 1024  # record + payload bytes per commit, under the 10 MiB limit
-LANE_MARK = "~"  # run = "_tenant~{writer}": a lane of the tenant chain
 _MAX_PAUSE_S = 0.02  # cap of the random pause after a lost compare-and-append
 
 Key = tuple[str, str]  # (tenant_id, event_id)
-
-
-def lane_run(writer: str) -> str:
-    return f"{TENANT_CHAIN_RUN}{LANE_MARK}{writer}"
-
-
-def is_tenant_run(run: str) -> bool:
-    """The tenant chain itself or one of its lanes."""
-    return run == TENANT_CHAIN_RUN or run.startswith(TENANT_CHAIN_RUN + LANE_MARK)
 
 
 def new_writer_id() -> str:
@@ -160,7 +150,7 @@ class BlockAppender:
 
     def chain_of(self, event: Event) -> str:
         if event.run_id is None and self.lanes:
-            return f"{event.tenant_id}/{lane_run(self.writer)}"
+            return lane_chain_id(event.tenant_id, self.writer)
         return chain_id_of(event.tenant_id, event.run_id)
 
     def append(self, events: Sequence[Event]) -> list[Event]:

@@ -70,7 +70,14 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from logkit.chain import GENESIS, TENANT_CHAIN_RUN, ChainedRecord, chain_id_of, event_from_bytes
+from logkit.chain import (
+    GENESIS,
+    LANE_MARK,
+    TENANT_CHAIN_RUN,
+    ChainedRecord,
+    chain_id_of,
+    event_from_bytes,
+)
 from logkit.envelope import Event
 from logkit.errors import SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
@@ -86,7 +93,6 @@ from logkit.sinks.firestore import (
     mapped,
 )
 from logkit.sinks.firestore_append import (
-    LANE_MARK,
     MAX_APPEND_ATTEMPTS,
     BlockAppender,
     RecordAppender,

@@ -194,3 +194,24 @@ def test_a_lane_deleted_whole_is_reported_against_the_checkpoint_file(
     finally:
         backend.close()
         other_backend.close()
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "tenant", "run", "expected"),
+    [
+        ("t_acme/_tenant", "t_acme", "_tenant", True),
+        ("t_acme/_tenant~0a1b2c3d4e5f", "t_acme", "_tenant", True),
+        ("t_acme/_tenant~0a1b2c3d4e5f", "t_acme", None, True),
+        ("t_acme/_tenantx", "t_acme", "_tenant", False),  # a run that merely starts alike
+        ("t_acme/run_1", "t_acme", "_tenant", False),
+        ("t_acme/run_1", "t_acme", "run_1", True),
+        ("t_other/_tenant~0a1b2c3d4e5f", "t_acme", "_tenant", False),
+        ("t_acme", "t_acme", None, False),
+    ],
+)
+def test_which_chains_a_verification_covers(
+    chain_id: str, tenant: str, run: str | None, expected: bool
+) -> None:
+    from logkit.auditing.chains import in_scope
+
+    assert in_scope(chain_id, tenant, run) is expected

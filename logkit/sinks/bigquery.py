@@ -290,9 +290,9 @@ class BigQueryBackend:
     ) -> list[str]:
         """Create the table, or add the NULLABLE columns it lacks: additive schema evolution.
 
-        Adding a NULLABLE column is a metadata update (no job, no rewrite), which BigQuery and
-        older writers accept: rows without the column read it as NULL. A missing REQUIRED
-        column or a changed type cannot be evolved; they are returned as problems.
+        Adding a NULLABLE column rewrites nothing, and older writers keep working: rows without
+        the column read it as NULL. A missing REQUIRED column or a changed type cannot be
+        evolved; they are returned as problems.
         """
         from google.api_core.exceptions import NotFound
 

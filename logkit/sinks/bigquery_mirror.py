@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from logkit.chain import TENANT_CHAIN_RUN, chain_id_of, is_tenant_chain
+from logkit.sinks.bigquery import mapped
 from logkit.sinks.bigquery_write import Column
 from logkit.sinks.protocols import StoredRecord
 
@@ -88,16 +89,19 @@ class BigQueryMirror:
     def describe(self) -> str:
         return f"{self.backend.describe()} table {MIRROR_TABLE}"
 
+    @mapped("mirror table check")
     def ensure(self) -> list[str]:
         """Create the dataset and table (or add the NULLABLE columns it lacks)."""
         self.backend.create_dataset()
         return self.backend.ensure_table(self.table_id, MIRROR_SCHEMA, MIRROR_CLUSTERING)
 
+    @mapped("mirror write")
     def write(self, records: Sequence[StoredRecord]) -> None:
         if records:
             writer = self.backend.writer(self.table_id, MIRROR_SCHEMA, ("chain_id", "seq"))
             writer.append([_row(r) for r in records])
 
+    @mapped("mirror read")
     def heads(self, tenant_id: str) -> dict[str, int]:
         """The highest seq mirrored per chain of the tenant."""
         sql = (
@@ -107,6 +111,7 @@ class BigQueryMirror:
         _, rows = self.backend.run(sql, [self._param("tenant_id", "STRING", tenant_id)])
         return {str(row["chain_id"]): int(row["seq"]) for row in rows}
 
+    @mapped("mirror read")
     def unerased(self, tenant_id: str) -> set[tuple[str, int]]:
         """(chain_id, seq) of the tenant's mirrored records that still hold a payload."""
         sql = (
@@ -116,6 +121,7 @@ class BigQueryMirror:
         _, rows = self.backend.run(sql, [self._param("tenant_id", "STRING", tenant_id)])
         return {(str(row["chain_id"]), int(row["seq"])) for row in rows}
 
+    @mapped("mirror erasure")
     def erase(self, tenant_id: str, keys: Iterable[tuple[str, int]]) -> int:
         """Clear payload and salt of the listed records: one MERGE per ERASE_BATCH records."""
         bq, wanted = self.backend.bq, sorted(set(keys))
@@ -142,6 +148,7 @@ class BigQueryMirror:
 
     # --- read like an audit store, for verification --------------------------------------------
 
+    @mapped("mirror read")
     def chain_ids(self, tenant_id: str, run_id: str | None = None) -> list[str]:
         heads = self.heads(tenant_id)
         if run_id is None:
@@ -150,10 +157,12 @@ class BigQueryMirror:
             return sorted(c for c in heads if is_tenant_chain(c, tenant_id))
         return [c for c in heads if c == chain_id_of(tenant_id, run_id)]
 
+    @mapped("mirror read")
     def head(self, chain_id: str) -> tuple[int, str] | None:
         found = self.records(chain_id, after_seq=-1, limit=1, descending=True)
         return (found[0].seq, found[0].hash) if found else None
 
+    @mapped("mirror read")
     def records(
         self, chain_id: str, *, after_seq: int = -1, limit: int = 1000, descending: bool = False
     ) -> list[StoredRecord]:

@@ -251,3 +251,23 @@ def test_the_cli_mirrors_and_verifies_against_the_mirror(
     assert human.exit_code == 1 and "missing_in_primary" in human.output
     bad = runner.invoke(cli, [*args[:-1], "sqlite:///x.db"])
     assert bad.exit_code == 2 and "BigQuery" in bad.output
+
+
+def test_an_unreachable_mirror_is_a_mapped_error(
+    primary: Primary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logkit.errors import SinkUnavailable
+    from tests.sinks.test_bigquery_backend import closed_port
+
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("BIGQUERY_STORAGE_EMULATOR_HOST", f"127.0.0.1:{closed_port()}")
+    down = open_mirror("bigquery://logkit-test/ds_down?timeout=1")
+    for call in (
+        lambda: sync(primary.store, down, TENANT),
+        lambda: check(primary, down),
+        lambda: down.write(primary.store.records(RUN_A)),
+    ):
+        with pytest.raises(SinkUnavailable) as info:
+            call()
+        assert info.value.__cause__ is not None
+    down.backend.close()

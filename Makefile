@@ -55,7 +55,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,bench]"
 	touch $(BENCH_STAMP)
 
-## Benchmarks: one line per figure (the sink benchmark uses the emulators).
+## Benchmarks: one line per figure (the sink and scale benchmarks use the emulators).
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/emit.py
@@ -65,7 +65,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/codemod.py
 	$(BIN)/python bench/stream.py
 	bash scripts/services.sh start
-	status=0; $(BIN)/python bench/sinks.py || status=$$?; \
+	status=0; $(BIN)/python bench/sinks.py && $(BIN)/python bench/scale.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status
 
 clean: services-stop

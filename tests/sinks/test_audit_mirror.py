@@ -170,6 +170,18 @@ def test_an_erasure_reaches_the_mirror_on_the_next_sync(
 ) -> None:
     sync(primary.store, mirror, TENANT)
     assert primary.store.erase_payloads(Selector(tenant_id=TENANT, user_id="u1")) == 4
+    # As DSAR does: the erasure record on the tenant chain names what was erased.
+    erased = {RUN_A: [1, 3, 5], RUN_B: [1]}
+    primary.store.append(
+        [
+            Event(
+                **SCOPE,
+                event_type="dsar_erasure",
+                storage_class="audit",
+                payload={"erased": erased},
+            )
+        ]
+    )
     report = check(primary, mirror)
     assert not report.ok
     assert {k for _, _, k in kinds(report)} == {"erasure_pending"} and len(

@@ -190,7 +190,7 @@ def test_a_lane_deleted_whole_is_reported_against_the_checkpoint_file(
         args = ["audit", "verify", "--tenant", TENANT, "--checkpoint", str(file), "--json"]
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 1, result.output
-        assert gone.chain_id in result.output and '"truncated"' in result.output
+        assert gone.chain_id in result.output and '"missing_chain"' in result.output
     finally:
         backend.close()
         other_backend.close()

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -52,7 +52,7 @@ format: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp,bench]"
 	touch $(BENCH_STAMP)
 
 ## Benchmarks: one line per figure (the sink benchmark uses the emulators).

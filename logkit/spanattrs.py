@@ -143,9 +143,6 @@ def _call(out: dict[str, AttributeValue], what: str, payload: Mapping[str, Any])
     for key, name in zip(("input", "output"), names, strict=True):
         if key in payload:
             out[name] = json_text(payload[key])
-            # Phoenix's own names for what went in and came out (shown in its UI).
-            out[f"{key}.value"] = out[name]
-            out[f"{key}.mime_type"] = "application/json"
 
 
 def attribute_value(value: Any) -> AttributeValue:

@@ -155,8 +155,10 @@ class OtlpExporter:
                 self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Send everything queued; True when nothing is left (queued or owed) in time."""
+        """Send everything queued; True when all of it was taken by the backend in time
+        (False if anything is still queued or owed, or was dropped meanwhile)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        dropped = self.stats.dropped
         with self._cond:
             self._flushes += 1
             self._retry_at = 0.0  # a flush tries an owed batch now, not after its backoff
@@ -166,7 +168,7 @@ class OtlpExporter:
                 if left is not None and left <= 0:
                     return False
                 self._cond.wait(left if left is None else min(left, 0.5))
-            return True
+            return self.stats.dropped == dropped
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush within ``timeout``, then stop; what is still unsent is dropped and counted."""

@@ -25,7 +25,7 @@ UrlOption = Annotated[
 
 
 @app.command("otlp")
-def otlp(
+def otlp(  # noqa: PLR0917 - Typer reads options from the signature
     run: Annotated[str, typer.Option("--run", help="The run id to send.")],
     tenant: Annotated[
         str | None,

@@ -52,11 +52,13 @@ def story() -> str:
                 tool.set_output({"orders": 3})
             with logkit.step("rank", kind="compute"):
                 pass
-        with logkit.step("answer", kind="llm"):
-            with logkit.model_call("anthropic", "claude-sonnet-4-5", input={"q": EMAIL}) as call:
-                call.set_output({"answer": "shipped"})
-                call.set_response_model("claude-sonnet-4-5-20250929")
-                call.record_usage(input_tokens=812, output_tokens=64, cached_tokens=12)
+        with (
+            logkit.step("answer", kind="llm"),
+            logkit.model_call("anthropic", "claude-sonnet-4-5", input={"q": EMAIL}) as call,
+        ):
+            call.set_output({"answer": "shipped"})
+            call.set_response_model("claude-sonnet-4-5-20250929")
+            call.record_usage(input_tokens=812, output_tokens=64, cached_tokens=12)
     return str(run.run_id)
 
 
@@ -207,11 +209,14 @@ def test_without_an_sdk_logkit_makes_the_ids() -> None:
 
 def test_a_flow_nests_under_the_apps_own_span_and_bound_ids(recorded: Recorded) -> None:
     tracer = recorded.provider.get_tracer("app")
-    with tracer.start_as_current_span("handler") as handler, logkit.bind(**SCOPE):
-        with logkit.flow("f"):
-            inside = logkit.emit("message")
-            with tracer.start_as_current_span("app.work") as work:
-                nested = logkit.emit("message")
+    with (
+        tracer.start_as_current_span("handler") as handler,
+        logkit.bind(**SCOPE),
+        logkit.flow("f"),
+    ):
+        inside = logkit.emit("message")
+        with tracer.start_as_current_span("app.work") as work:
+            nested = logkit.emit("message")
     spans = recorded.by_name()
     assert spans["f"].parent is not None
     assert spans["f"].parent.span_id == handler.get_span_context().span_id

@@ -50,15 +50,10 @@ def otlp(  # noqa: PLR0917 - Typer reads options from the signature
 
     try:
         runtime = logkit.configure(config)
-        settings = runtime.settings
-        export = settings.export.model_copy(
-            update={"otlp": url.rstrip("/") if url else settings.export.otlp}
-        )
-        if logs and "logs" not in export.signals:
-            export = export.model_copy(update={"signals": [*export.signals, "logs"]})
-        export = type(export).model_validate(export.model_dump())  # the URL is checked too
-    except (ConfigError, ValueError) as exc:
-        fail(str(exc).splitlines()[0])
+    except ConfigError as exc:
+        fail(str(exc))
+    settings = runtime.settings
+    export = _export_config(settings.export, url, logs)
     tenant = tenant or _tenant_of(runtime, run)
     try:
         events = logkit.run_events(tenant, run)
@@ -102,3 +97,21 @@ def _tenant_of(runtime: Any, run: str) -> str:
             EXIT_PROBLEM if finder is not None else 2,
         )
     return str(tenant)
+
+
+def _export_config(configured: Any, url: str | None, logs: bool) -> Any:
+    """``[export]`` with ``--url`` and ``--logs`` over it, validated (exit 2 if bad)."""
+    from pydantic import ValidationError
+
+    from logkit.config import ExportConfig
+
+    data = configured.model_dump()
+    if url:
+        data["otlp"] = url
+    if logs and "logs" not in data["signals"]:
+        data["signals"] = [*data["signals"], "logs"]
+    try:
+        return ExportConfig.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False, include_input=False)[0]
+        fail(f"--url: {problem['msg'].removeprefix('Value error, ')}")

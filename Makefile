@@ -55,7 +55,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp,bench]"
 	touch $(BENCH_STAMP)
 
-## Benchmarks: one line per figure (the sink benchmark uses the emulators).
+## Benchmarks: one line per figure (the sink and OTel benchmarks use the emulators and Phoenix).
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/emit.py
@@ -66,6 +66,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/stream.py
 	bash scripts/services.sh start
 	status=0; $(BIN)/python bench/sinks.py || status=$$?; \
+	  $(BIN)/python bench/otel.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status
 
 clean: services-stop

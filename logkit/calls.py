@@ -308,7 +308,7 @@ class _Invocation:
         )
         stack.callback(span.close)  # ends it if the first event fails
         stack.enter_context(bind(**span.ids()))
-        stack.enter_context(span.activated())
+        stack.callback(spans.deactivate, span.activate())
         with stack.pop_all() as undo:
             span.annotate(call.start(self._input, span.start_ts))
             self._stack = undo.pop_all()

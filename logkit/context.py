@@ -307,19 +307,28 @@ def active_span_ids() -> tuple[str, str, str | None] | None:
     ``opentelemetry.trace`` was never imported no span can be active, so logkit does not pay
     for importing it.
     """
+    global _last_span  # noqa: PLW0603 - a one-entry cache of the last span's formatted ids
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
     span = trace.get_current_span()
+    last = _last_span
+    if last[0] is span:  # the same span as the last event's (the common case): no formatting
+        return last[1]
     ctx = span.get_span_context()
     if not ctx.is_valid:
         return None
     parent = getattr(span, "parent", None)
-    return (
+    ids = (
         format(ctx.trace_id, "032x"),
         format(ctx.span_id, "016x"),
         format(parent.span_id, "016x") if parent is not None and parent.is_valid else None,
     )
+    _last_span = (span, ids)  # one tuple swapped atomically: safe across threads
+    return ids
+
+
+_last_span: tuple[object, tuple[str, str, str | None]] = (object(), ("", "", None))
 
 
 def layer_span_ids(fields: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
-import os
+import random
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
@@ -75,7 +75,9 @@ def now_ns() -> int:
 
 
 def _random_id(size: int) -> int:
-    while not (value := int.from_bytes(os.urandom(size))):
+    # As OpenTelemetry's RandomIdGenerator: ids need uniqueness, not secrecy, and a system
+    # call per span (os.urandom) costs tens of microseconds in some sandboxes.
+    while not (value := random.getrandbits(size * 8)):
         pass
     return value
 
@@ -109,6 +111,10 @@ class SpanHandle:
     def start_ts(self) -> dt.datetime:
         return ts_of(self.start_ns)
 
+    def activate(self) -> object:
+        """Make this span the current OpenTelemetry span; undo with :func:`deactivate`."""
+        return otel_context.attach(self._context)
+
     @contextlib.contextmanager
     def activated(self) -> Iterator[None]:
         """Make this span the current OpenTelemetry span for the block."""
@@ -116,7 +122,7 @@ class SpanHandle:
         try:
             yield
         finally:
-            _detach(token)
+            deactivate(token)
 
     def annotate(self, event: Event) -> None:
         """Add what a span event (as it left the gate) says to the span."""
@@ -125,6 +131,9 @@ class SpanHandle:
 
     def end(self, event: Event | None, end_ns: int) -> None:
         """End the span with its last event (ended or failed): attributes, status, exception."""
+        if not self.recording:
+            self._ended = True
+            return
         if event is None:
             self.finish({}, None, end_ns)
         else:
@@ -166,7 +175,7 @@ def existing(span: Span) -> SpanHandle:
     return handle
 
 
-def _detach(token: object) -> None:
+def deactivate(token: object) -> None:
     """Undo an attach; one made in another context (a generator closed elsewhere) is left
     alone, as logkit's own unbind does, rather than logged as an error by OpenTelemetry."""
     if isinstance(token, contextvars.Token):

@@ -77,7 +77,7 @@ class _Span:
             self._scope = stack.enter_context(
                 bind(**scope, step_id=self.step_id, parent_step_id=bound.get("step_id"), **ids)
             )
-        stack.enter_context(span.activated())
+        stack.callback(spans.deactivate, span.activate())
         self._span = span
         with stack.pop_all() as undo:  # unbinds unless the first event made it out
             span.annotate(self._emit(0, {}, ts=span.start_ts))

@@ -211,6 +211,9 @@ def test_a_stored_run_is_backfilled_once_however_often_it_is_sent(
         demo = runner.invoke(cli, ["demo", "--json", "--config", config])  # stored, not exported
         assert demo.exit_code == 0, demo.output
         run = json.loads(demo.output)["run_id"]
+        # Audit records carry span ids now (envelope 1.1.0): their chains still verify.
+        verified = runner.invoke(cli, ["audit", "verify", "--tenant", "t_acme", "--config", config])
+        assert verified.exit_code == 0, verified.output
         args = ["export", "otlp", "--run", run, "--url", phoenix.url, "--config", config]
         first = runner.invoke(cli, [*args, "--json"])
         assert first.exit_code == 0, first.output

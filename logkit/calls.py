@@ -13,7 +13,9 @@ decorators of sync or async functions::
 
 All events of one call share ``call_id``; inputs and outputs are redacted by the installed gate
 before they are kept, so raw values never sit in the handle or the payload. Attribute names
-follow the OpenTelemetry GenAI semantic conventions where one exists.
+follow the OpenTelemetry GenAI semantic conventions where one exists. Each call is a span
+(``execute_tool {tool}``, ``{operation} {model}``; :mod:`logkit.spans`): its events, and the
+usage event it records, carry its span id with the enclosing step's as parent.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, WebSocket
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -21,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
 import logkit
 from logkit import CorrelationMiddleware
@@ -209,3 +211,36 @@ def test_no_span_leaks_past_a_request() -> None:
         httpx.get(f"{url}/chat", headers=TENANT)
     assert not trace.get_current_span().get_span_context().is_valid
     assert logkit.current_scope() == {}
+
+
+def test_sync_handlers_and_websockets_keep_the_trace(app_tracing: AppTracing) -> None:
+    """A FastAPI ``def`` endpoint runs in a worker thread; a WebSocket has no response
+    headers: both still see the caller's trace in the OpenTelemetry context."""
+    app = FastAPI()
+    app.add_middleware(CorrelationMiddleware)
+
+    @app.get("/sync")
+    def sync_handler() -> dict[str, Any]:
+        with app_tracing.tracer.start_as_current_span("sync.handler"):
+            return logkit.current_scope()
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        with app_tracing.tracer.start_as_current_span("ws.handler"):
+            await websocket.send_json(logkit.current_scope())
+        await websocket.close()
+
+    with serve(app) as url:
+        scope = httpx.get(f"{url}/sync", headers={**TENANT, "traceparent": TRACEPARENT}).json()
+    sync_span = app_tracing.spans()["sync.handler"]
+    assert trace_hex(sync_span.context.trace_id) == scope["trace_id"] == TRACE
+    assert scope["span_id"] == span_hex(sync_span.context.span_id)
+
+    with TestClient(app).websocket_connect(
+        "/ws", headers={**TENANT, "traceparent": TRACEPARENT}
+    ) as socket:
+        ws_scope = socket.receive_json()
+    ws_span = app_tracing.spans()["ws.handler"]
+    assert trace_hex(ws_span.context.trace_id) == ws_scope["trace_id"] == TRACE
+    assert ws_scope["parent_span_id"] == span_hex(ws_span.parent.span_id)

@@ -282,3 +282,13 @@ def test_a_span_that_never_ended_is_sent_open(tmp_path: Path) -> None:
     assert {s.name for s in unfinished} == {"old", "s", "chat"}
     assert all((s.attributes or {}).get("logkit.status") == "open" for s in unfinished)
     assert json.loads(unfinished[0].to_json())["end_time"] is not None
+
+
+def test_export_without_the_otlp_extra_fails_at_start_up(
+    configured: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http", None)
+    with pytest.raises(logkit.ConfigError, match=r"logkit\[otlp\]"):
+        export_to(configured, "http://127.0.0.1:4318")

@@ -7,8 +7,9 @@ bound on contextvars, so everything emitted inside (tool and model calls, decisi
 log events) belongs to the right step, in asyncio tasks and threads started with a copied
 context alike. Each is an OpenTelemetry span too (:mod:`logkit.spans`: a real one when an SDK
 tracer provider records, else ids logkit makes), whose ``trace_id``/``span_id``/
-``parent_span_id`` are bound with the scope, so every event inside names its span. On exit they emit ``*_ended`` (status ok, duration) or, when an exception
-escapes, ``*_failed`` (error type, redacted message) and the exception propagates unchanged.
+``parent_span_id`` are bound with the scope, so every event inside names its span. On exit
+they emit ``*_ended`` (status ok, duration) or, when an exception escapes, ``*_failed`` (error
+type, redacted message) and the exception propagates unchanged.
 
 The context is restored on every way out: an entry whose first event fails (a contract
 violation under the ``raise`` policy) unbinds before the error propagates; the last event

@@ -85,7 +85,7 @@ def _random_id(size: int) -> int:
 class SpanHandle:
     """One logkit span: its ids, its OpenTelemetry span, and its place in the context."""
 
-    __slots__ = ("_context", "_ended", "context", "parent", "span", "start_ns")
+    __slots__ = ("_context", "_ended", "_set", "context", "parent", "span", "start_ns")
 
     def __init__(self, span: Span, parent: SpanContext | None, start_ns: int) -> None:
         self.span = span
@@ -94,6 +94,7 @@ class SpanHandle:
         self.start_ns = start_ns
         self._context = trace.set_span_in_context(span)
         self._ended = False
+        self._set: Mapping[str, Any] = {}
 
     @property
     def recording(self) -> bool:
@@ -127,7 +128,8 @@ class SpanHandle:
     def annotate(self, event: Event) -> None:
         """Add what a span event (as it left the gate) says to the span."""
         if self.recording:
-            self.span.set_attributes(spanattrs.attributes(event))
+            self._set = spanattrs.attributes(event)
+            self.span.set_attributes(self._set)
 
     def end(self, event: Event | None, end_ns: int) -> None:
         """End the span with its last event (ended or failed): attributes, status, exception."""
@@ -149,8 +151,11 @@ class SpanHandle:
         self._ended = True
         if not self.recording:
             return
-        if attributes:
-            self.span.set_attributes(attributes)
+        if attributes:  # what the start already said (the scope, the names) is not set again
+            said = self._set
+            self.span.set_attributes(
+                {k: v for k, v in attributes.items() if k not in said or said[k] != v}
+            )
         if error is not None:
             kind, message = error
             self.span.set_attribute(spanattrs.ERROR_TYPE, kind)

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -52,10 +52,11 @@ format: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp,bench]"
 	touch $(BENCH_STAMP)
 
-## Benchmarks: one line per figure (the sink and scale benchmarks use the emulators).
+## Benchmarks: one line per figure (the sink, scale and OTel benchmarks use the emulators
+## and Phoenix).
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/emit.py
@@ -65,7 +66,9 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/codemod.py
 	$(BIN)/python bench/stream.py
 	bash scripts/services.sh start
-	status=0; $(BIN)/python bench/sinks.py && $(BIN)/python bench/scale.py || status=$$?; \
+	status=0; $(BIN)/python bench/sinks.py || status=$$?; \
+	  $(BIN)/python bench/scale.py || status=$$?; \
+	  $(BIN)/python bench/otel.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status
 
 clean: services-stop

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from logkit.read import iter_events, query_events, run_events
     from logkit.redaction.gate import redact, redact_for_call
     from logkit.runtime import configure, flush, shutdown
+    from logkit.spans import inject_trace, inject_trace_async, trace_headers, use_tracer_provider
     from logkit.timeline import decision, flow, step
     from logkit.usage import record_usage
 
@@ -73,6 +74,10 @@ _LAZY = {
     "from_legacy": "logkit.adapters",
     "counters": "logkit.counting",
     "Principal": "logkit.principal",
+    "trace_headers": "logkit.spans",
+    "inject_trace": "logkit.spans",
+    "inject_trace_async": "logkit.spans",
+    "use_tracer_provider": "logkit.spans",
     "Unauthorized": "logkit.principal",
 }
 
@@ -129,6 +134,8 @@ __all__ = [
     "flow",
     "flush",
     "from_legacy",
+    "inject_trace",
+    "inject_trace_async",
     "iter_events",
     "model_call",
     "propagate",
@@ -141,4 +148,6 @@ __all__ = [
     "state_pulse",
     "step",
     "tool_call",
+    "trace_headers",
+    "use_tracer_provider",
 ]

@@ -25,7 +25,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from logkit.context import active_span_ids, bind, new_span_id, new_trace_id, parse_traceparent
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanKind
+
+from logkit import spans
+from logkit.context import bind
 from logkit.counting import COUNTERS
 from logkit.envelope import Env, new_event_id
 from logkit.errors import ConfigError
@@ -39,6 +43,7 @@ from logkit.principal import (
     single_headers,
     tenant_header_ok,
 )
+from logkit.spans import SpanHandle
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -108,22 +113,31 @@ class CorrelationMiddleware:
         except DuplicateHeaderError as exc:
             await _refuse(scope, receive, send, exc)
             return
-        correlation, flags = request_fields(headers)
-        traceparent = f"00-{correlation['trace_id']}-{correlation['span_id']}-{flags}"
-        response_headers = [
-            (b"x-request-id", correlation["request_id"].encode("latin-1")),
-            (b"traceparent", traceparent.encode("ascii")),
+        request_id, span = request_span(scope, headers, fields.get("tenant_id"))
+        response_headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        trace_headers: dict[str, str] = {}
+        spans.inject(trace_headers, span.span)
+        response_headers += [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in trace_headers.items()
         ]
+        status: list[int] = []
 
         async def send_with_correlation(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 existing = list(message.get("headers") or ())
                 names = {name.lower() for name, _ in existing}
                 message["headers"] = existing + [h for h in response_headers if h[0] not in names]
+                if message["type"] == "http.response.start":
+                    status.append(int(message.get("status", 200)))
             await send(message)
 
-        with bind(**fields, **correlation):
-            await self.app(scope, receive, send_with_correlation)
+        with bind(**fields, request_id=request_id, **span.ids()), span.activated():
+            try:
+                await self.app(scope, receive, send_with_correlation)
+            except BaseException as exc:
+                _end_request(span, status, exc)
+                raise
+            _end_request(span, status, None)
 
     # --- scope -------------------------------------------------------------------------------
 
@@ -278,28 +292,65 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: DuplicateHead
     await send({"type": "http.response.body", "body": body})
 
 
-def request_fields(headers: Any) -> tuple[dict[str, str], str]:
-    """Correlation fields for one request from its raw ASGI headers (request id, trace and
-    span ids), and the trace flags. A header sent twice is not trusted: a new id is made."""
+def request_span(
+    scope: Scope, headers: Any, tenant_id: str | None = None
+) -> tuple[str, SpanHandle]:
+    """The request's id (``X-Request-Id`` sent once, else a new UUIDv7) and its span.
+
+    An OpenTelemetry span already active (an outer OTel ASGI instrumentation) is the request's
+    span. Otherwise ``traceparent``/``tracestate`` are extracted into the OpenTelemetry context
+    (W3C; a ``traceparent`` sent twice is invalid, so a new trace starts) and a SERVER span
+    starts under them: a real one with an SDK tracer provider, else one logkit makes the ids of.
+    """
     request_ids: list[str] = []
     traceparents: list[str] = []
+    tracestates: list[str] = []
     for raw_name, raw_value in headers:
         name = raw_name.lower()
         if name == b"traceparent":
             traceparents.append(raw_value.decode("latin-1"))
+        elif name == b"tracestate":
+            tracestates.append(raw_value.decode("latin-1"))
         elif name == b"x-request-id":
             request_ids.append(raw_value.decode("latin-1").strip())
-    fields: dict[str, str] = {}
     if len(request_ids) == 1 and 0 < len(request_ids[0]) <= _MAX_HEADER_VALUE:
-        fields["request_id"] = request_ids[0]
+        request_id = request_ids[0]
     else:
-        fields["request_id"] = new_event_id()
-    span = active_span_ids()
-    # W3C: more than one traceparent is invalid, so a new trace starts.
-    parent = parse_traceparent(traceparents[0]) if len(traceparents) == 1 else None
-    if span is not None:  # an OpenTelemetry server span wraps us: its ids win
-        fields["trace_id"], fields["span_id"] = span
-    else:
-        fields["trace_id"] = parent.trace_id if parent else new_trace_id()
-        fields["span_id"] = new_span_id()
-    return fields, (parent.flags if parent else "01")
+        request_id = new_event_id()
+    current = trace.get_current_span()
+    if current.get_span_context().is_valid:
+        return request_id, spans.existing(current)
+    parent = spans.remote_parent(traceparents[0] if len(traceparents) == 1 else None, tracestates)
+    context = trace.set_span_in_context(NonRecordingSpan(parent)) if parent.is_valid else None
+    is_http = scope["type"] == "http"
+    method = str(scope.get("method", "GET")) if is_http else "websocket"
+    span = spans.start_under(method, parent, context, kind=SpanKind.SERVER)
+    if span.recording:
+        span.span.set_attributes(_request_attributes(scope, method, request_id, tenant_id))
+    return request_id, span
+
+
+def _request_attributes(
+    scope: Scope, method: str, request_id: str, tenant_id: str | None
+) -> dict[str, str]:
+    from logkit.redaction import redact_text
+
+    attributes = {
+        "url.scheme": str(scope.get("scheme", "http")),
+        # A path may carry an email or a token: only what passes the gate leaves.
+        "url.path": redact_text(str(scope.get("path", "")), tenant_id=tenant_id),
+        "logkit.request_id": request_id,
+    }
+    if scope["type"] == "http":
+        attributes["http.request.method"] = method
+    return attributes
+
+
+def _end_request(span: SpanHandle, status: list[int], exc: BaseException | None) -> None:
+    attributes = {"http.response.status_code": status[0]} if status else {}
+    error = None
+    if exc is not None:
+        error = (type(exc).__qualname__, type(exc).__qualname__)  # never the raw message
+    elif status and status[0] >= 500:
+        error = (str(status[0]), f"HTTP {status[0]}")
+    span.finish(attributes, error, spans.now_ns())

@@ -13,7 +13,9 @@ decorators of sync or async functions::
 
 All events of one call share ``call_id``; inputs and outputs are redacted by the installed gate
 before they are kept, so raw values never sit in the handle or the payload. Attribute names
-follow the OpenTelemetry GenAI semantic conventions where one exists.
+follow the OpenTelemetry GenAI semantic conventions where one exists. Each call is a span
+(``execute_tool {tool}``, ``{operation} {model}``; :mod:`logkit.spans`): its events, and the
+usage event it records, carry its span id with the enclosing step's as parent.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 import orjson
 
-from logkit.context import BINDABLE_FIELDS, bound_fields
+from logkit import spanattrs, spans
+from logkit.context import BINDABLE_FIELDS, bind, bound_fields
 from logkit.emit import emit
-from logkit.envelope import EventType, RedactionReport, new_event_id
+from logkit.envelope import Event, EventType, RedactionReport, new_event_id
 from logkit.redaction import get_redactor
 from logkit.usage import (
     CACHED_TOKENS,
@@ -122,17 +126,19 @@ class Call:
 
     # --- lifecycle (used by CallSpec) ----------------------------------------------------
 
-    def start(self, raw_input: Any) -> None:
+    def start(self, raw_input: Any, ts: Any = None) -> Event:
         payload = dict(self.identity)
         if raw_input is not None:
             payload["input"] = self._redact(raw_input)
-        self._emit(0, payload)
+        started = self._emit(0, payload, ts=ts) if ts is not None else self._emit(0, payload)
         # Started after the event: latency is the call's, not logkit's.
         self._started = time.perf_counter()
+        return started
 
-    def finish(self, exc: BaseException | None) -> None:
+    def finish(self, exc: BaseException | None, ts: Any = None) -> Event:
         latency = round((time.perf_counter() - self._started) * 1000, 3)
         payload = {**self.identity, **self.attributes, "latency_ms": latency}
+        extra: dict[str, Any] = {} if ts is None else {"ts": ts}
         if self.usage is not None:
             payload.update(self.usage)
             usage_event_id = self._emit_usage()
@@ -141,10 +147,9 @@ class Call:
         if exc is None:
             if self.output is not None:
                 payload["output"] = self.output
-            self._emit(1, payload)
-        else:
-            payload[ERROR_TYPE] = type(exc).__name__
-            self._emit(2, payload, severity="error")
+            return self._emit(1, payload, **extra)
+        payload[ERROR_TYPE] = type(exc).__name__
+        return self._emit(2, payload, severity="error", **extra)
 
     def _emit_usage(self) -> str | None:
         if self.usage is None or self.provider is None or self.model is None:
@@ -160,14 +165,14 @@ class Call:
         )
         return event.event_id
 
-    def _emit(self, which: int, payload: dict[str, Any], **extra: Any) -> None:
+    def _emit(self, which: int, payload: dict[str, Any], **extra: Any) -> Event:
         if self.redacted:
             # The gate at emit sees already redacted values: the event's report carries what
             # was replaced here (the gate keeps a report of its own policy when it finds nothing).
             extra["redaction"] = RedactionReport(
                 policy=get_redactor().policy, counts=dict(self.redacted)
             )
-        emit(_EVENTS[self.kind][which], payload, **{**self.envelope, **extra})
+        return emit(_EVENTS[self.kind][which], payload, **{**self.envelope, **extra})
 
     def _redact(self, value: Any) -> Any:
         tenant = self.envelope.get("tenant_id") or bound_fields().get("tenant_id")
@@ -284,15 +289,34 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
 
 
 class _Invocation:
-    """One decorated invocation: like ``with spec:`` but with its own input and handle."""
+    """One call: like ``with spec:`` but with its own input and handle.
+
+    The call is a span (:mod:`logkit.spans`): its ids are bound for what runs inside, its
+    events carry them, and the context is restored on every way out, as a step's is.
+    """
 
     def __init__(self, call: Call, raw_input: Any) -> None:
         self._call, self._input = call, raw_input
+        self._stack: ExitStack | None = None
+        self._span: spans.SpanHandle | None = None
 
     def __enter__(self) -> Call:
-        self._call.start(self._input)
-        self._token = _current.set(self._call)
-        return self._call
+        call = self._call
+        stack = ExitStack()
+        span = spans.start(
+            spanattrs.span_name(f"{call.kind}_call", call.identity),
+            client=call.kind == "model",
+            bound=bound_fields(),
+        )
+        stack.callback(span.close)  # ends it if the first event fails
+        stack.enter_context(bind(**span.ids()))
+        stack.callback(spans.deactivate, span.activate())
+        with stack.pop_all() as undo:
+            span.annotate(call.start(self._input, span.start_ts))
+            self._stack = undo.pop_all()
+        self._span = span
+        self._token = _current.set(call)
+        return call
 
     def __exit__(
         self,
@@ -301,7 +325,15 @@ class _Invocation:
         tb: TracebackType | None,
     ) -> None:
         _current.reset(self._token)
-        self._call.finish(exc)  # returns None: the exception, if any, propagates unchanged
+        try:
+            end = spans.now_ns()
+            last = self._call.finish(exc, spans.ts_of(end))
+            if self._span is not None:
+                self._span.end(last, end)
+        finally:
+            if self._stack is not None:
+                self._stack.close()
+        # Returning None: the exception, if any, propagates unchanged.
 
 
 def tool_call(

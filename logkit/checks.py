@@ -90,11 +90,16 @@ def bounded(fn: Callable[[], T], timeout: float) -> T:
 
 def validate_startup(settings: Settings) -> tuple[Any, Any]:
     """Everything start-up refuses, before anything is opened: the redaction gate (key and
-    policies) and the audit checkpoint keys. Returns the gate (default, per class)."""
+    policies), the audit checkpoint keys, and an OTLP export without its packages. Returns the
+    gate (default, per class)."""
     from logkit.redaction.policy import build_gate
 
     gate = build_gate(settings)
     audit_keys(settings)
+    if settings.export.otlp is not None:  # [export] otlp needs the otlp extra installed
+        from logkit.export.otlp import load_sdk
+
+        load_sdk()
     return gate
 
 

@@ -9,11 +9,12 @@ at ``./.logkit/logkit.db``.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +27,8 @@ from logkit.sinks.protocols import Role
 
 DEFAULT_SQLITE_URI = "sqlite:///.logkit/logkit.db"
 CONFIG_ENV_VAR = "LOGKIT_CONFIG"
+Signal = Literal["traces", "logs"]
+_BASE_URL = re.compile(r"https?://[^\s/?#@]+(/[^\s?#]*)?")
 
 
 class SinksConfig(BaseModel):
@@ -230,6 +233,41 @@ class RetentionConfig(BaseModel):
     rules: list[RetentionRule] = Field(default_factory=list)
 
 
+class ExportConfig(BaseModel):
+    """OTLP export of logkit's own data (``[export]``, docs/otel.md).
+
+    ``otlp`` is a base URL like ``OTEL_EXPORTER_OTLP_ENDPOINT``: ``/v1/traces`` and
+    ``/v1/logs`` are appended. Headers (an API key, a tenant header) come from the environment
+    as OpenTelemetry reads them: ``OTEL_EXPORTER_OTLP_HEADERS``, or per signal
+    ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` / ``OTEL_EXPORTER_OTLP_LOGS_HEADERS``; never from this
+    file. Export is a copy of what the stores keep: a bounded queue whose overflow is dropped
+    and counted, never a wait in ``emit``; ``logkit export otlp --run`` re-sends history.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    otlp: str | None = None
+    # traces: flows, steps, tool and model calls as spans; logs: every event as a log record.
+    signals: list[Signal] = Field(default_factory=lambda: list[Signal](["traces"]))
+    # Resource attributes (service.name defaults to [service].app_id; OTEL_RESOURCE_ATTRIBUTES
+    # and OTEL_SERVICE_NAME are read too), e.g. {"openinference.project.name" = "support"}.
+    resource: dict[str, str] = Field(default_factory=dict)
+    batch_size: int = Field(512, ge=1, le=10_000)
+    queue_size: int = Field(20_000, ge=1)
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    # One export request, retries included (the OTLP exporter's own backoff).
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    # A batch the backend keeps refusing is dropped (and counted) after this many attempts.
+    attempts: int = Field(4, ge=1, le=20)
+
+    @field_validator("otlp")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not _BASE_URL.fullmatch(value):
+            raise ValueError("a base URL like http://HOST:4318 (signal paths are appended)")
+        return value.rstrip("/") if value is not None else None
+
+
 class Settings(BaseSettings):
     """All of logkit's configuration."""
 
@@ -250,6 +288,7 @@ class Settings(BaseSettings):
     retention: RetentionConfig = RetentionConfig()
     service: ServiceConfig = ServiceConfig()
     contract: ContractConfig = ContractConfig()
+    export: ExportConfig = ExportConfig()
     gcp_project: str | None = None
     # `logkit codemod`'s own [codemod] table (loggers, sinks, hooks, storage: codemods/config.py
     # validates it); declared so that a logkit.toml carrying it still loads here.

@@ -33,6 +33,7 @@ BINDABLE_FIELDS: frozenset[str] = frozenset(
         "request_id",
         "trace_id",
         "span_id",
+        "parent_span_id",
         "run_id",
         "step_id",
         "parent_step_id",
@@ -143,15 +144,16 @@ def bound_scope() -> dict[str, Any]:
 
 
 def current_scope() -> dict[str, Any]:
-    """The scope and correlation fields bound in this context, with an active OTel span's ids.
+    """The scope and correlation fields bound in this context, with an active OTel span's ids
+    (and its parent's).
 
     The service scope (:func:`service_scope`) lies under these in every event; it is not
     repeated here, so an empty result means nothing is bound.
     """
     scope = dict(_scope.get())
-    span = active_span_ids()
-    if span is not None:
-        scope["trace_id"], scope["span_id"] = span
+    layer_span_ids(scope)
+    if scope.get("parent_span_id", "") is None:
+        del scope["parent_span_id"]
     return scope
 
 
@@ -297,19 +299,51 @@ def _in_context(ctx: contextvars.Context, awaitable: Any) -> Generator[Any, Any,
             sent, thrown = None, exc
 
 
-def active_span_ids() -> tuple[str, str] | None:
-    """(trace_id, span_id) of the active OpenTelemetry span, if the app uses OpenTelemetry.
+def active_span_ids() -> tuple[str, str, str | None] | None:
+    """(trace_id, span_id, parent_span_id) of the active OpenTelemetry span, if any.
 
-    If ``opentelemetry.trace`` was never imported no span can be active, so logkit does not
-    pay for importing it.
+    The parent is known for an SDK span (it keeps its parent's context); a span that does not
+    say (a propagated or logkit-made non-recording span) gives None. If
+    ``opentelemetry.trace`` was never imported no span can be active, so logkit does not pay
+    for importing it.
     """
+    global _last_span  # noqa: PLW0603 - a one-entry cache of the last span's formatted ids
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
-    ctx = trace.get_current_span().get_span_context()
+    span = trace.get_current_span()
+    last = _last_span
+    if last[0] is span:  # the same span as the last event's (the common case): no formatting
+        return last[1]
+    ctx = span.get_span_context()
     if not ctx.is_valid:
         return None
-    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+    parent = getattr(span, "parent", None)
+    ids = (
+        format(ctx.trace_id, "032x"),
+        format(ctx.span_id, "016x"),
+        format(parent.span_id, "016x") if parent is not None and parent.is_valid else None,
+    )
+    _last_span = (span, ids)  # one tuple swapped atomically: safe across threads
+    return ids
+
+
+_last_span: tuple[object, tuple[str, str, str | None]] = (object(), ("", "", None))
+
+
+def layer_span_ids(fields: dict[str, Any]) -> None:
+    """Put the active OpenTelemetry span's ids over the bound ones in ``fields``.
+
+    The parent goes with them: the span's own when it knows it, the bound one when the active
+    span is the one logkit bound (a flow, step or call without an SDK), else none.
+    """
+    span = active_span_ids()
+    if span is None:
+        return
+    trace_id, span_id, parent = span
+    if parent is not None or fields.get("span_id") != span_id:
+        fields["parent_span_id"] = parent
+    fields["trace_id"], fields["span_id"] = trace_id, span_id
 
 
 # --- W3C Trace Context (https://www.w3.org/TR/trace-context/) -------------------------------

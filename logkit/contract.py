@@ -44,6 +44,7 @@ _KEPT = (
     "request_id",
     "trace_id",
     "span_id",
+    "parent_span_id",
     "run_id",
     "step_id",
     "parent_step_id",

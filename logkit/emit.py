@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from logkit import contract
-from logkit.context import active_span_ids, bound_scope
+from logkit.context import bound_scope, layer_span_ids
 from logkit.envelope import DEFAULT_STORAGE_CLASS, Event, EventType
 from logkit.errors import ContractError
 from logkit.jsonsafe import refuse_unencodable
@@ -95,9 +95,7 @@ def _record(exc: ContractError, event_type: object, data: dict[str, Any]) -> Eve
 
 def _layers(payload: Mapping[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
     data = bound_scope()
-    span = active_span_ids()
-    if span is not None:
-        data["trace_id"], data["span_id"] = span
+    layer_span_ids(data)
     data.update(fields)
     if payload is not None:
         data["payload"] = payload

@@ -29,7 +29,7 @@ from pydantic.dataclasses import dataclass
 
 from logkit.errors import ContractError
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 """Semver of the envelope; bumped on any change to its fields or their meaning."""
 
 REQUIRED_SCOPE: tuple[str, ...] = ("tenant_id", "env", "project_id", "surface_id", "app_id")
@@ -199,6 +199,8 @@ class Event(BaseModel, metaclass=_ContractMeta):
     request_id: NonEmpty | None = None
     trace_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
     span_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+    # The span this event's span nests under (1.1.0): with span_id, the trace's tree.
+    parent_span_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
     run_id: NonEmpty | None = None
     step_id: NonEmpty | None = None
     parent_step_id: NonEmpty | None = None

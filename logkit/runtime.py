@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logkit.closing import Deadline, close_all
 from logkit.config import DispatchConfig, Settings, load_settings
@@ -36,6 +36,9 @@ from logkit.sinks.registry import backend_class, open_backend
 from logkit.spool import Spool
 from logkit.spooldir import Adopter, FileClaim, own_spool
 
+if TYPE_CHECKING:
+    from logkit.export.otlp import OtlpExporter
+
 log = logging.getLogger("logkit.runtime")
 
 
@@ -53,6 +56,8 @@ class Runtime:
     # that adopts the files of processes that are gone.
     spool_claim: FileClaim | None = None
     adopter: Adopter | None = None
+    # [export] otlp: a pipeline output beside the router (logkit.export).
+    exporter: OtlpExporter | None = None
 
     def describe(self, role: Role) -> str:
         """The role's backend in one credential-free line (for reports and errors)."""
@@ -63,14 +68,20 @@ class Runtime:
     def flush(self, timeout: float | None = None) -> bool:
         """Drain every dispatcher; ``timeout`` bounds the whole flush, not each dispatcher."""
         deadline = Deadline(timeout)
-        return all([d.flush(deadline.left()) for d in self.dispatchers.values()])
+        flushed = all([d.flush(deadline.left()) for d in self.dispatchers.values()])
+        if self.exporter is not None:
+            flushed = self.exporter.flush(deadline.left()) and flushed
+        return flushed
 
     def close(self, timeout: float | None = None) -> bool:
         """Spool what is unacknowledged (within ``shutdown_spool_s``), drain for the rest of
         ``timeout``, close everything. True when every event is stored or spooled."""
         if self.adopter is not None:
             self.adopter.stop()
+        deadline = Deadline(timeout)
         drained = close_all(list(self.dispatchers.values()), timeout)
+        if self.exporter is not None:  # a copy: what it cannot send in time is counted, not kept
+            self.exporter.close(deadline.left())
         for backend in self.backends.values():
             backend.close()
         close_keys = getattr(self.keys, "close", None)
@@ -141,6 +152,10 @@ def build(settings: Settings) -> Runtime:
         key_provider(settings),
         spool_claim=claim,
     )
+    if settings.export.otlp is not None:
+        from logkit.export.otlp import OtlpExporter
+
+        runtime.exporter = OtlpExporter(settings.export, settings.service_scope())
     if settings.dispatch.spool_dir is not None:
 
         def replay_adopted() -> None:
@@ -186,7 +201,11 @@ def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtim
         previous, _runtime = _runtime, runtime
         if previous is not None:
             PIPELINE.remove_output(previous.router)
+            if previous.exporter is not None:
+                PIPELINE.remove_output(previous.exporter)
         PIPELINE.add_output(runtime.router)
+        if runtime.exporter is not None:
+            PIPELINE.add_output(runtime.exporter)
         PIPELINE.configured = True
         if not _atexit_registered:
             atexit.register(_shutdown)
@@ -223,6 +242,8 @@ def shutdown(timeout: float | None = None) -> bool:
         runtime, _runtime = _runtime, None
         if runtime is not None:
             PIPELINE.remove_output(runtime.router)
+            if runtime.exporter is not None:
+                PIPELINE.remove_output(runtime.exporter)
         PIPELINE.configured = False
     if runtime is None:
         return True

@@ -5,8 +5,11 @@
 bound; a step gets a fresh ``step_id`` and the enclosing step as ``parent_step_id``. Both are
 bound on contextvars, so everything emitted inside (tool and model calls, decisions, pulses,
 log events) belongs to the right step, in asyncio tasks and threads started with a copied
-context alike. On exit they emit ``*_ended`` (status ok, duration) or, when an exception
-escapes, ``*_failed`` (error type, redacted message) and the exception propagates unchanged.
+context alike. Each is an OpenTelemetry span too (:mod:`logkit.spans`: a real one when an SDK
+tracer provider records, else ids logkit makes), whose ``trace_id``/``span_id``/
+``parent_span_id`` are bound with the scope, so every event inside names its span. On exit
+they emit ``*_ended`` (status ok, duration) or, when an exception escapes, ``*_failed`` (error
+type, redacted message) and the exception propagates unchanged.
 
 The context is restored on every way out: an entry whose first event fails (a contract
 violation under the ``raise`` policy) unbinds before the error propagates; the last event
@@ -22,14 +25,16 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from types import TracebackType
 from typing import Any, TypeVar
 
+from logkit import spans
 from logkit.context import bind, bound_fields, decorate, within
 from logkit.emit import emit
-from logkit.envelope import EventType, new_event_id
+from logkit.envelope import Event, EventType, new_event_id
 from logkit.redaction import redact_text
+from logkit.spans import SpanHandle, now_ns, ts_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MESSAGE_LIMIT = 500
@@ -53,6 +58,7 @@ class _Span:
         self._stack: ExitStack | None = None
         self._scope: Mapping[str, Any] | None = None  # what was bound inside, at entry
         self._start = 0.0
+        self._span: SpanHandle | None = None
         self.run_id: str | None = None
         self.step_id: str | None = None
 
@@ -62,17 +68,22 @@ class _Span:
         stack = ExitStack()
         bound = bound_fields()
         scope = {k: v for k, v in self.fields.items() if k in _SCOPE_OVERRIDES}
+        span = spans.start(self.name, bound=bound)
+        stack.callback(span.close)  # ends it if the first event fails
+        ids = span.ids()
         if self.what == "flow":
             self.run_id = scope.pop("run_id", None) or bound.get("run_id") or _new_id("run_")
-            self._scope = stack.enter_context(bind(**scope, run_id=self.run_id))
+            self._scope = stack.enter_context(bind(**scope, run_id=self.run_id, **ids))
         else:
             self.run_id = scope.get("run_id") or bound.get("run_id")
             self.step_id = _new_id("step_")
             self._scope = stack.enter_context(
-                bind(**scope, step_id=self.step_id, parent_step_id=bound.get("step_id"))
+                bind(**scope, step_id=self.step_id, parent_step_id=bound.get("step_id"), **ids)
             )
+        stack.callback(spans.deactivate, span.activate())
+        self._span = span
         with stack.pop_all() as undo:  # unbinds unless the first event made it out
-            self._emit(0, {})
+            span.annotate(self._emit(0, {}, ts=span.start_ts))
             self._stack = undo.pop_all()
         self._start = time.perf_counter()
         return self
@@ -84,24 +95,28 @@ class _Span:
             if self._scope is None or bound_fields() is self._scope:
                 self._finish(exc)
             else:  # closed from another context, or after an unbalanced bind: our own scope
-                with within(self._scope):
+                with within(self._scope), self._activated():
                     self._finish(exc)
         finally:
             if self._stack is not None:
                 self._stack.close()
         # Returning None: the caller's exception, if any, propagates unchanged.
 
+    def _activated(self) -> AbstractContextManager[None]:
+        return self._span.activated() if self._span is not None else nullcontext()
+
     def _finish(self, exc: BaseException | None) -> None:
         duration = round((time.perf_counter() - self._start) * 1000, 3)
+        end = now_ns()
         if exc is None:
-            self._emit(1, {"status": "ok", "duration_ms": duration})
+            last = self._emit(1, {"status": "ok", "duration_ms": duration}, ts=ts_of(end))
         elif isinstance(exc, GeneratorExit):  # the consumer stopped early: not a failure
-            self._emit(1, {"status": "closed", "duration_ms": duration})
+            last = self._emit(1, {"status": "closed", "duration_ms": duration}, ts=ts_of(end))
         else:
             message = _limited(
                 redact_text(_exception_text(exc), tenant_id=bound_fields().get("tenant_id"))
             )
-            self._emit(
+            last = self._emit(
                 2,
                 {
                     "status": "failed",
@@ -110,7 +125,10 @@ class _Span:
                     "error.message": message,
                 },
                 severity="error",
+                ts=ts_of(end),
             )
+        if self._span is not None:
+            self._span.end(last, end)
 
     async def __aenter__(self) -> _Span:
         return self.__enter__()
@@ -120,13 +138,13 @@ class _Span:
     ) -> None:
         self.__exit__(kind, exc, tb)
 
-    def _emit(self, which: int, extra: dict[str, Any], **envelope: Any) -> None:
+    def _emit(self, which: int, extra: dict[str, Any], **envelope: Any) -> Event:
         payload: dict[str, Any] = {"name": self.name}
         if self.kind is not None:
             payload["kind"] = self.kind
         payload.update({k: v for k, v in self.fields.items() if k not in _SCOPE_OVERRIDES})
         payload.update(extra)
-        emit(_EVENTS[self.what][which], payload, **envelope)
+        return emit(_EVENTS[self.what][which], payload, **envelope)
 
     # --- decorator -------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 # sink tests:
 #   * Firestore : npm @firestore-emulator/server (gRPC), via scripts/firestore-emulator/server.js
 #   * BigQuery  : PyPI bqemulator (REST + gRPC, DuckDB-backed), in .logkit/bqemu-venv
+#   * Phoenix   : PyPI arize-phoenix (an OTLP/HTTP receiver with a REST read-back API), in
+#                 .logkit/phoenix-venv, offline: telemetry and external resources off
 #
 # Usage: bash scripts/services.sh start|stop|restart|status|reset-firestore|install
 #
@@ -13,6 +15,7 @@
 #   BIGQUERY_EMULATOR_HOST=http://127.0.0.1:PORT
 #   BIGQUERY_STORAGE_EMULATOR_HOST=127.0.0.1:PORT   (gRPC: Storage Write API, AppendRows)
 #   GOOGLE_CLOUD_PROJECT=logkit-test
+#   PHOENIX_URL=http://127.0.0.1:PORT
 # Everything binds to 127.0.0.1 only. Nothing is installed outside the repo.
 #
 # Knobs (env): PYTHON (interpreter for the venv, default python3),
@@ -31,6 +34,11 @@ BQ_VENV="$LOGKIT_DIR/bqemu-venv"
 BQ_HOME="$LOGKIT_DIR/bqemu-home"   # HOME for bqemulator: DuckDB keeps extensions in $HOME/.duckdb
 BQ_REQS="$SCRIPTS_DIR/bqemulator-requirements.txt"
 BQ_MARKER="$BQ_VENV/.logkit-installed"
+
+PHX_VENV="$LOGKIT_DIR/phoenix-venv"
+PHX_HOME="$LOGKIT_DIR/phoenix-home"   # Phoenix's SQLite database, wiped at each launch
+PHX_REQS="$SCRIPTS_DIR/phoenix-requirements.txt"
+PHX_MARKER="$PHX_VENV/.logkit-installed"
 
 PYTHON="${PYTHON:-python3}"
 START_TIMEOUT="${SERVICES_START_TIMEOUT:-60}"
@@ -194,6 +202,24 @@ for name, (anchor, replacement) in patches.items():
 PY
 }
 
+# --- Arize Phoenix: installed once (~1.5 min, ~850 MB), reused while the pins are unchanged.
+ensure_phoenix_venv() {
+  [[ -f "$PHX_REQS" ]] || die "missing $PHX_REQS"
+  local want; want="$(sha256sum "$PHX_REQS" | cut -d' ' -f1)"
+  if [[ -x "$PHX_VENV/bin/phoenix" && -f "$PHX_MARKER" && "$(cat "$PHX_MARKER")" == "$want" ]]; then
+    return 0
+  fi
+  local t0; t0="$(now)"
+  log "creating Phoenix venv at $PHX_VENV (once; reused afterwards) ..."
+  rm -rf "$PHX_VENV"
+  mkdir -p "$LOGKIT_DIR"
+  "$PYTHON" -m venv "$PHX_VENV"
+  "$PHX_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+      -r "$PHX_REQS" 2> >(grep -v "^WARNING: Location 'file://" >&2)
+  echo "$want" > "$PHX_MARKER"
+  log "Phoenix venv ready in $(elapsed "$t0")s ($(du -sh "$PHX_VENV" | cut -f1))"
+}
+
 bq_spatial_present() {
   local ver
   ver="$("$BQ_VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)')"
@@ -213,6 +239,7 @@ signature() {
   case "$1" in
     firestore) echo "firestore-emulator/server.js" ;;
     bigquery) echo "bqemulator" ;;
+    phoenix) echo "phoenix-venv/bin/phoenix" ;;
   esac
 }
 
@@ -268,6 +295,14 @@ with opener.open(url, timeout=2) as r:
     sys.exit(0 if r.status == 200 and json.load(r).get("status") == "ok" else 1)
 PY
       ;;
+    phoenix)
+      "$PYTHON" - "$2" >/dev/null 2>&1 <<'PY'
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never use a proxy
+with opener.open(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=2) as r:
+    sys.exit(0 if r.status == 200 else 1)
+PY
+      ;;
   esac
 }
 
@@ -294,6 +329,19 @@ launch() {  # launch NAME PORT [GRPC_PORT]
           --ephemeral --project "$PROJECT_ID" \
           --log-level "$BQEMU_LOG_LEVEL" --log-format console \
           </dev/null >>"$lf" 2>&1 &
+      ;;
+    phoenix)
+      # Loopback only, a fresh database, and nothing fetched from the internet at run time:
+      # no telemetry pixels, no web fonts or sandbox downloads, no assistant or MCP endpoints.
+      rm -rf "$PHX_HOME"; mkdir -p "$PHX_HOME"
+      PHOENIX_HOST="$HOST" PHOENIX_PORT="$port" PHOENIX_GRPC_PORT="$3" \
+      PHOENIX_WORKING_DIR="$PHX_HOME" HOME="$PHX_HOME" TMPDIR="$PHX_HOME" \
+      PHOENIX_TELEMETRY_ENABLED=false PHOENIX_ALLOW_EXTERNAL_RESOURCES=false \
+      PHOENIX_DISABLE_AGENT_ASSISTANT=true PHOENIX_ENABLE_MCP_SERVER=false \
+      PHOENIX_ENABLE_PROMETHEUS=false PHOENIX_LOGGING_LEVEL=warning \
+      PHOENIX_LOG_MIGRATIONS=false PHOENIX_DB_LOGGING_LEVEL=warning \
+      DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 \
+        setsid "$PHX_VENV/bin/phoenix" serve </dev/null >>"$lf" 2>&1 &
       ;;
   esac
   echo "$!" > "$pf"
@@ -388,6 +436,11 @@ start_one() {  # start_one NAME -> ensures running, leaves port in portfile
         port="$(sed -n 1p <<<"$ports")"
         launch bigquery "$port" "$(sed -n 2p <<<"$ports")"
         ;;
+      phoenix)
+        ports="$(free_ports 2)"
+        port="$(sed -n 1p <<<"$ports")"
+        launch phoenix "$port" "$(sed -n 2p <<<"$ports")"
+        ;;
     esac
     rc=0
     wait_ready "$name" "$port" "$t0" || rc=$?
@@ -411,6 +464,7 @@ write_env() {
     echo "BIGQUERY_EMULATOR_HOST=http://$HOST:$bq_port"
     echo "BIGQUERY_STORAGE_EMULATOR_HOST=$HOST:$(cat "$(grpcportfile bigquery)")"
     echo "GOOGLE_CLOUD_PROJECT=$PROJECT_ID"
+    echo "PHOENIX_URL=http://$HOST:$(cat "$(portfile phoenix)")"
   } > "$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }
@@ -421,6 +475,7 @@ cmd_install() {
   bq_spatial_present || install_duckdb_spatial
   patch_bq_upload
   patch_bq_write
+  ensure_phoenix_venv
 }
 
 cmd_start() {
@@ -429,6 +484,7 @@ cmd_start() {
   local rc=0
   start_one firestore || rc=1
   start_one bigquery || rc=1
+  start_one phoenix || rc=1
   if (( rc != 0 )); then
     rm -f "$ENV_FILE"
     die "emulator startup failed (see logs in $STATE_DIR); run 'bash scripts/services.sh stop' to clean up"
@@ -441,13 +497,14 @@ cmd_start() {
 cmd_stop() {
   kill_service firestore
   kill_service bigquery
+  kill_service phoenix
   rm -f "$ENV_FILE"
   log "stopped"
 }
 
 cmd_status() {
   local rc=0 name pid port
-  for name in firestore bigquery; do
+  for name in firestore bigquery phoenix; do
     if pid="$(live_pid "$name")"; then
       port="$(cat "$(portfile "$name")" 2>/dev/null || echo '?')"
       if healthy "$name" "$port"; then

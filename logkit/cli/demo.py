@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +17,15 @@ def demo(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the run's story as JSON instead of a tree.")
     ] = False,
+    otlp: Annotated[
+        str | None,
+        typer.Option(
+            "--otlp",
+            help="Also send the run as OTLP traces to this base URL (e.g. Phoenix's "
+            "http://127.0.0.1:6006), to see it as a trace in the backend's UI.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a realistic little agent run, store it durably, read it back and tell its story."""
     import logkit
@@ -26,7 +35,7 @@ def demo(
     from logkit.story import build_story
 
     try:
-        runtime = logkit.configure(config)
+        runtime = logkit.configure(config, **_export_override(config, otlp))
     except ConfigError as exc:
         fail(str(exc))
     log_lines = io.StringIO()
@@ -36,14 +45,17 @@ def demo(
     finally:
         logging.getLogger("logkit.demo").removeHandler(handler)
     if not logkit.flush(30):
-        fail("the sinks did not drain within 30 s", EXIT_PROBLEM)
+        what = "the sinks or the OTLP export" if otlp else "the sinks"
+        fail(f"{what} did not drain within 30 s", EXIT_PROBLEM)
     tenant = DEMO_SCOPE["tenant_id"]
     try:
-        story = build_story(run_id, logkit.run_events(tenant, run_id))
+        events = logkit.run_events(tenant, run_id)
+        story = build_story(run_id, events)
     except LogkitError as exc:
         fail(f"could not read the run back: {exc}", EXIT_PROBLEM)
+    trace_id = next((e.trace_id for e in events if e.trace_id), None)
     if json_output:
-        print_json(story)
+        print_json({**story, "trace_id": trace_id} if otlp else story)
         return
     from rich.console import Console
 
@@ -62,9 +74,29 @@ def demo(
         f"'http://127.0.0.1:8765/events?run_id={run_id}'",
         soft_wrap=True,
     )
+    if otlp:
+        console.print(
+            f"OTLP trace:         {trace_id} sent to {otlp} (in Phoenix: Projects -> default)",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"As an OTLP trace:   logkit export otlp --run {run_id} --url http://127.0.0.1:6006",
+            soft_wrap=True,
+        )
     user = DEMO_SCOPE["user_id"]
     console.print(
         f"A subject's data:   logkit dsar export --tenant {tenant} --user {user} "
         f"--out {user}.jsonl",
         soft_wrap=True,
     )
+
+
+def _export_override(config: str | None, url: str | None) -> dict[str, Any]:
+    """``--otlp URL`` over the configuration's own ``[export]`` table."""
+    if url is None:
+        return {}
+    from logkit.config import load_settings
+
+    export = load_settings(config).export.model_dump()
+    return {"export": {**export, "otlp": url}}

@@ -10,6 +10,7 @@ from logkit.cli import (
     codemod,
     demo,
     dsar,
+    export,
     retention,
     serve,
     sinks,
@@ -36,6 +37,7 @@ app.add_typer(dsar.app, name="dsar")
 app.add_typer(retention.app, name="retention")
 app.add_typer(codemod.app, name="codemod")
 app.add_typer(spool.app, name="spool")
+app.add_typer(export.app, name="export")
 
 
 @app.command("version")

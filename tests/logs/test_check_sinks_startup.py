@@ -26,6 +26,13 @@ from logkit.sinks.registry import open_backend
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _own_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative defaults (``.logkit/audit-seen.json``, the state `audit verify` remembers) land
+    in the test's directory, not in the checkout, where a second run would find the first's."""
+    monkeypatch.chdir(tmp_path)
+
+
 def config(tmp_path: Path, env: str = "staging", *, extra: str = "", key: bool = True) -> Path:
     db = f"sqlite:///{tmp_path / 'logkit.db'}"
     text = f'env = "{env}"\n[sinks]\ntimeline = "{db}"\naudit = "{db}"\n'

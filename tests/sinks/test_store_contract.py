@@ -313,3 +313,25 @@ def test_audit_delete_still_refuses(audit_store: AuditStore) -> None:
     audit_store.append([audit_ev(1)])
     with pytest.raises(SinkWriteError, match="append-only"):
         audit_store.delete(Selector(tenant_id="t_acme"))
+
+
+def test_span_ids_are_kept(backend: Backend) -> None:
+    """Envelope 1.1.0: every store keeps trace_id, span_id and parent_span_id as written."""
+    spanned = ev(
+        1,
+        run_id="run_s",
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        span_id="00f067aa0ba902b7",
+        parent_span_id="b7ad6b7169203331",
+    )
+    for role in (Role.TIMELINE, Role.AUDIT):
+        store = backend.store(role)
+        if role is Role.AUDIT and not isinstance(store, AuditStore):
+            continue
+        store.write([spanned])
+        (got,) = read_all(store, Query(tenant_id="t_acme", run_id="run_s"))
+        assert (got.trace_id, got.span_id, got.parent_span_id) == (
+            spanned.trace_id,
+            spanned.span_id,
+            spanned.parent_span_id,
+        )

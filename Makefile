@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,redis]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,7 +33,7 @@ browser:
 test-only: $(STAMP)
 	$(BIN)/python -m pytest
 
-## Start the Firestore and BigQuery emulators; addresses go to .logkit/services.env.
+## Start the Firestore and BigQuery emulators and redis-server; addresses go to .logkit/services.env.
 services:
 	bash scripts/services.sh start
 
@@ -52,7 +52,7 @@ format: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,redis,bench]"
 	touch $(BENCH_STAMP)
 
 ## Benchmarks: one line per figure (the sink benchmark uses the emulators).

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from logkit.config import StreamConfig
 from logkit.envelope import Event, StorageClass
 from logkit.errors import LogkitError
+from logkit.sinks.cursor import to_micros
 from logkit.sinks.protocols import LiveFeed
 
 log = logging.getLogger("logkit.feed")
@@ -51,8 +52,9 @@ class FeedWriter:
         self._idle = threading.Condition()
         self._busy = False
         self._closed = False
-        # Per tenant: stored-class events dropped since the tenant's last append.
-        self._gaps: dict[str, int] = {}
+        # Per tenant: stored-class events dropped since the tenant's last append (how many, the
+        # earliest ts in microseconds).
+        self._gaps: dict[str, tuple[int, int]] = {}
         self._gap_lock = threading.Lock()
         self._retry_at = 0.0
         self._backoff = _BACKOFF_MIN_S
@@ -120,8 +122,8 @@ class FeedWriter:
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX_S)
             with self._gap_lock:
-                for tenant, count in gaps.items():
-                    self._gaps[tenant] = self._gaps.get(tenant, 0) + count
+                for tenant, gap in gaps.items():
+                    self._gaps[tenant] = _merge(self._gaps.get(tenant), gap)
             self._drop(batch)
             return
         self.stats.appended += len(batch)
@@ -132,4 +134,9 @@ class FeedWriter:
             self.stats.dropped += len(events)
             for event in events:
                 if event.storage_class is not StorageClass.STREAM:  # gestures leave no gap
-                    self._gaps[event.tenant_id] = self._gaps.get(event.tenant_id, 0) + 1
+                    gap = (1, to_micros(event.ts))
+                    self._gaps[event.tenant_id] = _merge(self._gaps.get(event.tenant_id), gap)
+
+
+def _merge(gap: tuple[int, int] | None, more: tuple[int, int]) -> tuple[int, int]:
+    return more if gap is None else (gap[0] + more[0], min(gap[1], more[1]))

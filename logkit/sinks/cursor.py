@@ -21,7 +21,13 @@ def to_micros(ts: dt.datetime) -> int:
 
 
 def encode(event: Event) -> str:
-    raw = json.dumps([to_micros(event.ts), event.event_id], separators=(",", ":"))
+    return encode_at(to_micros(event.ts), event.event_id)
+
+
+def encode_at(ts_us: int, event_id: str = "") -> str:
+    """The cursor of a place in (ts, event_id) order; ``event_id=""`` is before every event
+    of that microsecond."""
+    raw = json.dumps([ts_us, event_id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

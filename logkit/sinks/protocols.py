@@ -180,10 +180,13 @@ class LiveFeed(Feed, Protocol):
     from the timeline store, which stays the source of truth.
     """
 
-    def append(self, events: Sequence[Event], gaps: Mapping[str, int] | None = None) -> None:
+    def append(
+        self, events: Sequence[Event], gaps: Mapping[str, tuple[int, int]] | None = None
+    ) -> None:
         """Append ``events`` to their tenants' feeds; an event_id the tenant's window holds is
-        not appended again. ``gaps``: per tenant, how many events were dropped before these
-        (a gap marker goes first). Raises SinkUnavailable / SinkWriteError."""
+        not appended again. ``gaps``: per tenant, (how many events were dropped before these,
+        the earliest ts of them in microseconds): a gap marker goes first, its body
+        ``{"dropped": n, "since_us": ts}``. Raises SinkUnavailable / SinkWriteError."""
         ...
 
     def feed_positions(self, tenant_id: str, event_ids: Sequence[str]) -> dict[str, int]:

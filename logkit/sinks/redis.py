@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import redis
 import redis.exceptions
 
@@ -59,7 +60,7 @@ DEFAULT_PREFIX = "logkit:feed"
 # numbers (Redis converts them exactly), never through Lua's 14-digit tostring.
 _APPEND = """
 local s, ids, head = KEYS[1], KEYS[2], KEYS[3]
-local maxlen, max_age, gap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local maxlen, max_age, gap = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ms, seq = 0, -1
@@ -74,8 +75,8 @@ local function next_id()
   return string.format('%d-%d', ms, seq)
 end
 local added = 0
-if gap > 0 then
-  redis.call('XADD', s, next_id(), 'k', 'gap', 'b', tostring(gap))
+if gap ~= '' then
+  redis.call('XADD', s, next_id(), 'k', 'gap', 'b', gap)
   added = added + 1
 end
 for i = 4, #ARGV, 6 do
@@ -290,7 +291,9 @@ class RedisFeed:
     # --- LiveFeed ---------------------------------------------------------------------------
 
     @mapped
-    def append(self, events: Sequence[Event], gaps: Mapping[str, int] | None = None) -> None:
+    def append(
+        self, events: Sequence[Event], gaps: Mapping[str, tuple[int, int]] | None = None
+    ) -> None:
         by_tenant: dict[str, list[str | int]] = {}
         for event in events:
             args = by_tenant.setdefault(event.tenant_id, [])
@@ -309,9 +312,10 @@ class RedisFeed:
         age_ms = int(c.feed_max_age_s * 1000)
         pipe = self.client.pipeline(transaction=False)
         for tenant, args in by_tenant.items():
-            gap = (gaps or {}).get(tenant, 0)
+            gap = (gaps or {}).get(tenant)
+            marker = "" if gap is None else _marker(*gap)
             self._append(
-                keys=self.keys(tenant), args=[c.feed_maxlen, age_ms, gap, *args], client=pipe
+                keys=self.keys(tenant), args=[c.feed_maxlen, age_ms, marker, *args], client=pipe
             )
         pipe.execute()
 
@@ -400,6 +404,10 @@ class RedisTail:
         with contextlib.suppress(redis.exceptions.RedisError):  # else it expires on its own
             self.feed.client.delete(self._wake)
         self._client.close()
+
+
+def _marker(dropped: int, since_us: int) -> str:
+    return orjson.dumps({"dropped": dropped, "since_us": since_us}).decode()
 
 
 def _fields(raw: Any) -> dict[str, str]:

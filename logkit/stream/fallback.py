@@ -3,13 +3,16 @@
 A cursor older than the feed's window (trimmed by length or age), or from a feed that lost its
 data (a Redis without persistence restarted), carries its event's hint: the event's (ts,
 event_id) as the stores' paging cursor. The subscription then replays the tenant's stored events
-after it, in the store's (ts, event_id) order, and hands over to the feed:
+after it, in the store's (ts, event_id) order, and hands over to the feed. The same fills in
+what writers dropped from the feed while Redis was unreachable (a gap marker, or the hub's own
+outage), from the earliest such moment on:
 
-1. ``F`` = one before the oldest position the feed still holds (read by ``_begin``).
-2. Each store page is checked against the feed's id index: an event the feed holds after ``F``
-   is skipped here (the feed delivers it next, in feed order); every other one (trimmed, or
-   never in the feed: dropped while Redis was down) is delivered from the store, with a cursor
-   ``<feed id>-0.<hint>`` that resumes this replay on any replica.
+1. ``F`` = the position the feed goes on from: one before the oldest it still holds (an old
+   cursor), or the subscription's own position (a gap fill).
+2. Each store page is checked against the feed's id index: an event the feed holds is skipped
+   here (the feed delivers it next, in feed order, or did already); every other one (trimmed,
+   or never in the feed: dropped while Redis was down) is delivered from the store, with a
+   cursor ``<feed id>-0.<hint>`` that resumes this replay on any replica.
 3. Then the subscription reads the feed after ``F`` as usual. Had the window moved past an
    event skipped in 2 meanwhile, that event is gone from both passes: the subscriber gets an
    ``expired_cursor`` reset rather than a silent gap.
@@ -62,15 +65,17 @@ async def from_store(sub: Subscription, hint: str) -> AsyncIterator[list[Deliver
             batch: list[Delivery] = []
             for event in page.events:
                 position = held.get(event.event_id)
-                if position is not None and position > floor:
-                    skipped = position if skipped is None else min(skipped, position)
+                if position is not None:  # the feed has it: delivered from there (or already)
+                    if position > floor:
+                        skipped = position if skipped is None else min(skipped, position)
                     continue
                 body = event.to_json()
                 if not sub.filter.admits(orjson.loads(body), sub.principal):
                     continue
                 event_hint = store_cursor.encode(event)
-                if position is None:
-                    sub.remember(event_hint)
+                if event_hint in sub.seen:
+                    continue  # an earlier fill delivered it (several markers of one outage)
+                sub.remember(event_hint)
                 batch.append(Delivery(Cursor(hub.feed_id, 0, event_hint), body))
             if batch:
                 sub.last = batch[-1].cursor

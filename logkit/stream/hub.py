@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from logkit.config import StreamConfig
 from logkit.envelope import Event, StorageClass
@@ -30,6 +31,9 @@ log = logging.getLogger("logkit.stream")
 
 _RETRY_MIN_S = 0.05
 _RETRY_MAX_S = 2.0
+# After an outage, the store fills in from a little before the hub noticed it: writers noticed
+# at their own moment, and stamped events with their own clocks.
+_OUTAGE_MARGIN_S = 5.0
 
 
 class Hub:
@@ -187,7 +191,7 @@ class Hub:
 
     async def _run_tail(self, tail: Tail) -> None:
         """Blocking reads of every followed tenant's feed; rows fanned out as they come."""
-        retry = 0.0
+        retry, down_since = 0.0, 0.0
         while True:
             heads = self._followed()
             if not heads:
@@ -201,12 +205,13 @@ class Hub:
             except Exception as exc:  # Redis is down: keep serving, try again with a backoff
                 if not retry:
                     log.warning("logkit stream: reading the feed failed: %s", exc)
+                    down_since = time.time() - _OUTAGE_MARGIN_S
                 retry = min(max(retry * 2, _RETRY_MIN_S), _RETRY_MAX_S)
                 await asyncio.sleep(retry)
                 continue
             if retry:
                 retry = 0.0
-                await self._recovered()
+                await self._recovered(int(down_since * 1_000_000))
             for tenant, rows in pages.items():
                 for row in rows:
                     shared = SharedRow(row)
@@ -216,15 +221,29 @@ class Hub:
                 if rows and tenant in self.heads:
                     self.heads[tenant] = max(self.heads[tenant], rows[-1].position)
 
-    async def _recovered(self) -> None:
-        """The feed answers again. Same identity: go on from the heads (a writer that dropped
-        events meanwhile left gap markers). A new one (Redis lost its data): every
-        subscription begins again from its last cursor, which the store resumes."""
+    async def _recovered(self, since_us: int) -> None:
+        """The feed answers again. Same identity: writers may have dropped events meanwhile
+        (a writer that lived through it leaves a gap marker too, one that ended does not): the
+        hub marks the gap in every followed tenant's feed, and whoever meets a marker fills in
+        from the store what the feed lacks since then. A new identity (Redis lost its data):
+        every subscription begins again from its last cursor, which the store resumes."""
         try:
             feed_id = await asyncio.to_thread(self.feed.feed_id)
         except Exception:
             return
         if feed_id == self.feed_id:
+            # A gap marker in each followed tenant's feed: this hub's subscribers meet it like
+            # any other, and so does a client that resumes across it later, on any replica.
+            gaps = {tenant: (0, since_us) for tenant in self.heads}
+            feed = self.feed
+            try:
+                if isinstance(feed, LiveFeed) and gaps:
+                    await asyncio.to_thread(feed.append, [], gaps)
+                    return
+            except Exception as exc:
+                log.warning("logkit stream: marking the outage in the feed failed: %s", exc)
+            for subscription in list(self.subscriptions):
+                subscription.refill(since_us)
             return
         log.warning("logkit stream: the feed was recreated; subscribers resume from the store")
         self.feed_id = feed_id

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from logkit.sinks import cursor as store_cursor
 from logkit.sinks.protocols import ROW_GAP, FeedRow
 from logkit.stream.cursor import Cursor, parse_cursor
 from logkit.stream.deliveries import Delivery, Reset, SharedRow
@@ -26,7 +27,22 @@ from logkit.stream.filters import Principal, StreamFilter
 if TYPE_CHECKING:
     from logkit.stream.hub import Hub
 
-Item = Delivery | Reset
+
+class _Gap:
+    """A gap marker met live: where it is, and since when (the writer's earliest drop)."""
+
+    __slots__ = ("cursor", "since_us")
+
+    def __init__(self, row: FeedRow, feed_id: str) -> None:
+        self.cursor = Cursor(feed_id, row.position)
+        try:
+            since = orjson.loads(row.body).get("since_us")
+        except (orjson.JSONDecodeError, AttributeError):
+            since = None
+        self.since_us: int | None = since if isinstance(since, int) else None
+
+
+Item = Delivery | _Gap
 _SEEN_MAX = 10_000
 
 
@@ -73,16 +89,32 @@ class Subscription:
             self._live.clear()
         else:
             cursor = None if ephemeral else Cursor(self.hub.feed_id, row.position, row.hint)
-            if gap and cursor is not None:
-                self._live.append(Reset("feed_gap", cursor))
-            else:
-                self._live.append(Delivery(cursor, row.body))
+            self._live.append(_Gap(row, self.hub.feed_id) if gap else Delivery(cursor, row.body))
         self._ready.set()
 
     def restart(self) -> None:
         """The feed's identity changed (Redis lost its data): begin again from the last cursor."""
         self._restart = True
         self._ready.set()
+
+    def refill(self, since_us: int) -> None:
+        """The feed may lack events from ``since_us`` on (Redis was unreachable): replay from
+        the store what the feed does not hold, then go on from the current position."""
+        if self.hub.store is None:
+            return
+        hint = store_cursor.encode_at(since_us)
+        if self.fallback is None or store_cursor.decode(self.fallback) > (since_us, ""):
+            self.fallback = hint
+        self._ready.set()
+
+    def _on_gap(self, gap: _Gap) -> Reset | None:
+        """A writer dropped events here: fill them in from the store, or say so (a reset)."""
+        self.position = gap.cursor.position
+        self.last = gap.cursor
+        if self.hub.store is None or gap.since_us is None:
+            return Reset("feed_gap", gap.cursor)
+        self.refill(gap.since_us - 1)
+        return None
 
     # --- subscriber side --------------------------------------------------------------------
 
@@ -169,9 +201,12 @@ class Subscription:
                     if batch:
                         yield self._sent(batch)
                         batch = []
-                    self.position = row.position
-                    yield self._gap(row)
-                elif self._admits(row):
+                    reset = self._on_gap(_Gap(row, self.hub.feed_id))
+                    if reset is not None:
+                        yield reset
+                        continue
+                    return  # the store fills the gap in, then the catch-up goes on
+                if self._admits(row):
                     batch.append(
                         Delivery(Cursor(self.hub.feed_id, row.position, row.hint), row.body)
                     )
@@ -183,11 +218,6 @@ class Subscription:
                 # head for the tenant once it was tracked: everything later reaches the live
                 # buffer.
                 return
-
-    def _gap(self, row: FeedRow) -> Reset:
-        cursor = Cursor(self.hub.feed_id, row.position)
-        self.last = cursor
-        return Reset("feed_gap", cursor)
 
     def _admits(self, row: FeedRow) -> bool:
         if row.hint is not None and row.hint in self.seen:
@@ -205,7 +235,7 @@ class Subscription:
             del self.seen[next(iter(self.seen))]
 
     async def _follow(self) -> AsyncIterator[list[Delivery] | Reset]:
-        while not self._overflowed and not self._restart:
+        while not self._overflowed and not self._restart and self.fallback is None:
             if not self._live:
                 self._ready.clear()
                 await self._ready.wait()
@@ -214,13 +244,14 @@ class Subscription:
             for item in self._drain():
                 if item.cursor is not None and item.cursor.position <= self.position:
                     continue
-                if isinstance(item, Reset):
+                if isinstance(item, _Gap):
                     if batch:
                         yield self._sent(batch)
                         batch = []
-                    self.position = item.cursor.position
-                    self.last = item.cursor
-                    yield item
+                    reset = self._on_gap(item)
+                    if reset is None:  # the store first; the rest comes again from the feed
+                        return
+                    yield reset
                     continue
                 if item.cursor is not None:
                     if item.cursor.hint is not None and item.cursor.hint in self.seen:

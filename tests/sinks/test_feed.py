@@ -104,7 +104,10 @@ def test_each_tenant_has_its_own_positions(feed: Any) -> None:
     assert {r.tenant_id for r in rows} == {"t_a"}
     assert feed.feed_bounds("t_a") == (rows[0].position, rows[-1].position)
     b_rows, _ = feed.feed_after("t_b", 0)
-    assert len(b_rows) == 50 and feed.feed_bounds("t_b") == (b_rows[0].position, b_rows[-1].position)
+    assert len(b_rows) == 50 and feed.feed_bounds("t_b") == (
+        b_rows[0].position,
+        b_rows[-1].position,
+    )
     if contiguous(feed):
         assert [r.position for r in rows] == [1, 2, 3] and feed.feed_bounds("t_b") == (1, 50)
     assert feed.feed_bounds("t_nobody") == (1, 0)
@@ -182,11 +185,11 @@ def test_rows_carry_the_store_hint_of_their_event(live: RedisFeed) -> None:
 
 def test_stream_class_events_are_live_only_and_gaps_are_marked(live: RedisFeed) -> None:
     live.append([event(0), event(1, storage_class="stream", kind="state_pulse")])
-    live.append([event(2)], gaps={"t_a": 3})
+    live.append([event(2)], gaps={"t_a": (3, 1_700_000_000_000_000)})
     rows, _ = live.feed_after("t_a", 0)  # replay: no gesture, the gap where it was
     assert [(r.kind, r.body if r.kind == ROW_GAP else ids([r])[0]) for r in rows] == [
         ("event", "e0000"),
-        (ROW_GAP, "3"),
+        (ROW_GAP, '{"dropped":3,"since_us":1700000000000000}'),
         ("event", "e0002"),
     ]
     tail = live.tail()
@@ -242,7 +245,9 @@ def redis_ms(feed: RedisFeed) -> int:
 
 
 def test_an_unreachable_redis_is_sink_unavailable_within_the_timeout() -> None:
-    feed = RedisFeed.from_uri(f"redis://127.0.0.1:{free_port()}/0", StreamConfig(feed_timeout_s=0.5))
+    feed = RedisFeed.from_uri(
+        f"redis://127.0.0.1:{free_port()}/0", StreamConfig(feed_timeout_s=0.5)
+    )
     try:
         with pytest.raises(SinkUnavailable, match="redis is unreachable"):
             feed.append([event(0)])

@@ -118,6 +118,11 @@ class Hub:
         A joining subscription calls this before it catches up: its catch-up then reads at
         least up to the head, and the hub offers it everything after.
         """
+        if self._tail is not None:
+            # An idle hub may not have seen Redis lose its data: check before anyone begins.
+            feed_id = await asyncio.to_thread(self.feed.feed_id)
+            if feed_id != self.feed_id:
+                self._recreated(feed_id)
         if tenant_id in self.heads:
             return
         _, newest = await asyncio.to_thread(self.feed.feed_bounds, tenant_id)
@@ -191,7 +196,7 @@ class Hub:
 
     async def _run_tail(self, tail: Tail) -> None:
         """Blocking reads of every followed tenant's feed; rows fanned out as they come."""
-        retry, down_since = 0.0, 0.0
+        retry, down_since, down_id = 0.0, 0.0, self.feed_id
         while True:
             heads = self._followed()
             if not heads:
@@ -205,13 +210,13 @@ class Hub:
             except Exception as exc:  # Redis is down: keep serving, try again with a backoff
                 if not retry:
                     log.warning("logkit stream: reading the feed failed: %s", exc)
-                    down_since = time.time() - _OUTAGE_MARGIN_S
+                    down_since, down_id = time.time() - _OUTAGE_MARGIN_S, self.feed_id
                 retry = min(max(retry * 2, _RETRY_MIN_S), _RETRY_MAX_S)
                 await asyncio.sleep(retry)
                 continue
             if retry:
                 retry = 0.0
-                await self._recovered(int(down_since * 1_000_000))
+                await self._recovered(int(down_since * 1_000_000), down_id)
             for tenant, rows in pages.items():
                 for row in rows:
                     shared = SharedRow(row)
@@ -221,7 +226,7 @@ class Hub:
                 if rows and tenant in self.heads:
                     self.heads[tenant] = max(self.heads[tenant], rows[-1].position)
 
-    async def _recovered(self, since_us: int) -> None:
+    async def _recovered(self, since_us: int, down_id: str) -> None:
         """The feed answers again. Same identity: writers may have dropped events meanwhile
         (a writer that lived through it leaves a gap marker too, one that ended does not): the
         hub marks the gap in every followed tenant's feed, and whoever meets a marker fills in
@@ -231,20 +236,24 @@ class Hub:
             feed_id = await asyncio.to_thread(self.feed.feed_id)
         except Exception:
             return
-        if feed_id == self.feed_id:
-            # A gap marker in each followed tenant's feed: this hub's subscribers meet it like
-            # any other, and so does a client that resumes across it later, on any replica.
-            gaps = {tenant: (0, since_us) for tenant in self.heads}
-            feed = self.feed
-            try:
-                if isinstance(feed, LiveFeed) and gaps:
-                    await asyncio.to_thread(feed.append, [], gaps)
-                    return
-            except Exception as exc:
-                log.warning("logkit stream: marking the outage in the feed failed: %s", exc)
-            for subscription in list(self.subscriptions):
-                subscription.refill(since_us)
+        if feed_id != down_id:  # recreated meanwhile (a subscriber joining may have seen it)
+            if feed_id != self.feed_id:
+                self._recreated(feed_id)
             return
+        # A gap marker in each followed tenant's feed: this hub's subscribers meet it like any
+        # other, and so does a client that resumes across it later, on any replica.
+        gaps = {tenant: (0, since_us) for tenant in self.heads}
+        feed = self.feed
+        try:
+            if isinstance(feed, LiveFeed) and gaps:
+                await asyncio.to_thread(feed.append, [], gaps)
+                return
+        except Exception as exc:
+            log.warning("logkit stream: marking the outage in the feed failed: %s", exc)
+        for subscription in list(self.subscriptions):
+            subscription.refill(since_us)
+
+    def _recreated(self, feed_id: str) -> None:
         log.warning("logkit stream: the feed was recreated; subscribers resume from the store")
         self.feed_id = feed_id
         self.heads.clear()

@@ -64,6 +64,7 @@ class Subscription:
         self._live: deque[Item] = deque()
         self._overflowed = False
         self._restart = False  # the feed was recreated: begin again from the last cursor
+        self._begun = False
         self._ready = asyncio.Event()
         self.position = 0  # the last position delivered or scanned past
         self.last: Cursor | None = None  # the last cursor delivered
@@ -94,8 +95,9 @@ class Subscription:
 
     def restart(self) -> None:
         """The feed's identity changed (Redis lost its data): begin again from the last cursor."""
-        self._restart = True
-        self._ready.set()
+        if self._begun:  # one still opening begins with the new identity anyway
+            self._restart = True
+            self._ready.set()
 
     def refill(self, since_us: int) -> None:
         """The feed may lack events from ``since_us`` on (Redis was unreachable): replay from
@@ -157,6 +159,7 @@ class Subscription:
         except BaseException:
             self.close()
             raise
+        self._begun = True
 
     def close(self) -> None:
         self.hub.subscriptions.discard(self)

@@ -120,8 +120,8 @@ def run_writer(config: Path, directory: Path, **options: Any) -> dict[str, Any]:
 class RedisServer:
     """A private redis-server (its own directory and port) that a test can stop and restart."""
 
-    def __init__(self, directory: Path, *, aof: bool = True) -> None:
-        self.directory, self.aof = directory, aof
+    def __init__(self, directory: Path, *, aof: bool = True, password: str | None = None) -> None:
+        self.directory, self.aof, self.password = directory, aof, password
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
@@ -135,10 +135,12 @@ class RedisServer:
         command = [binary, "--bind", "127.0.0.1", "--port", str(self.port)]
         command += ["--dir", str(self.directory), "--save", ""]
         command += ["--appendonly", "yes" if self.aof else "no", "--appendfsync", "always"]
+        if self.password:
+            command += ["--requirepass", self.password]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         import redis
 
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, password=self.password)
 
         def answers() -> bool:
             try:

@@ -104,12 +104,6 @@ end
 return added
 """
 
-# Rows after an id and the head, read at one instant (so "scanned up to the head" is true).
-_AFTER = """
-local rows = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
-return {rows, redis.call('GET', KEYS[2]) or ''}
-"""
-
 _BOUNDS = """
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
 return {first and first[1] or '', redis.call('GET', KEYS[2]) or ''}
@@ -208,7 +202,6 @@ class RedisFeed:
         self._password = password
         self.client = self._connect(config.feed_timeout_s)
         self._append = self.client.register_script(_APPEND)
-        self._after = self.client.register_script(_AFTER)
         self._bounds = self.client.register_script(_BOUNDS)
 
     @classmethod
@@ -274,7 +267,12 @@ class RedisFeed:
         rows: list[FeedRow] = []
         scanned = position
         while len(rows) < limit:
-            entries, last = self._after(keys=[stream, head], args=[entry_id(scanned), limit])
+            # One MULTI/EXEC: the rows and the head at one instant, without a script's
+            # conversion of every entry to Lua and back.
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xrange(stream, min=f"({entry_id(scanned)}", max="+", count=limit)
+            pipe.get(head)
+            entries, last = pipe.execute()
             for key, raw in entries:
                 fields = _fields(raw)
                 row = _row(tenant_id, key, fields)

@@ -227,9 +227,7 @@ def feed_round_trip(feed: LiveFeed, probe: Event) -> None:
     rows, _ = feed.feed_after(PROBE_TENANT, newest, run_id=PROBE_RUN, limit=10_000)
     if not any(probe.event_id in row.body for row in rows):
         raise LogkitError("the probe event was appended but could not be read back")
-    remove = getattr(feed, "delete", None)
-    if remove is not None:
-        remove(Selector(tenant_id=PROBE_TENANT, event_ids=(probe.event_id,)))
+    feed.delete(Selector(tenant_id=PROBE_TENANT, event_ids=(probe.event_id,)))
 
 
 def check_redaction(settings: Settings) -> SinkCheck:

@@ -197,6 +197,14 @@ class LiveFeed(Feed, Protocol):
         """A new blocking reader (its own connection)."""
         ...
 
+    def delete(self, selector: Selector) -> int:
+        """Remove the selected events from the window (DSAR erasure reaches the feed too)."""
+        ...
+
+    def count(self, selector: Selector) -> int:
+        """How many events ``delete`` would remove."""
+        ...
+
     def describe(self) -> str:
         """A one-line, credential-free description."""
         ...

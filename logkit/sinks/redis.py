@@ -331,16 +331,10 @@ class RedisFeed:
 
     @mapped
     def delete(self, selector: Selector) -> int:
-        """Remove the selected events from the tenant's window (the store is erased on its own;
-        this is for erasure and the check-sinks probe)."""
+        """Remove the selected events from the tenant's window (DSAR erasure; the check-sinks
+        probe). The stores are erased on their own."""
         stream, ids, _ = self.keys(selector.tenant_id)
-        doomed: list[tuple[str, str]] = []
-        for entry_key, fields in self._entries(stream):
-            if fields.get("k") not in ("", None):
-                continue
-            event = Event.model_validate_json(fields["b"])
-            if selected(event, selector):
-                doomed.append((entry_key, event.event_id))
+        doomed = self._selected(stream, selector)
         for start in range(0, len(doomed), 1000):
             part = doomed[start : start + 1000]
             pipe = self.client.pipeline(transaction=True)
@@ -348,6 +342,22 @@ class RedisFeed:
             pipe.zrem(ids, *[event_id for _, event_id in part])
             pipe.execute()
         return len(doomed)
+
+    @mapped
+    def count(self, selector: Selector) -> int:
+        """How many events ``delete`` would remove (a dry run)."""
+        return len(self._selected(self.keys(selector.tenant_id)[0], selector))
+
+    def _selected(self, stream: str, selector: Selector) -> list[tuple[str, str]]:
+        """(entry id, event_id) of the window's events the selector selects (a scan)."""
+        chosen: list[tuple[str, str]] = []
+        for entry_key, fields in self._entries(stream):
+            if fields.get("k") not in ("", None):
+                continue
+            event = Event.model_validate_json(fields["b"])
+            if selected(event, selector):
+                chosen.append((entry_key, event.event_id))
+        return chosen
 
     def _entries(self, stream: str) -> Iterator[tuple[str, dict[str, str]]]:
         after = "-"

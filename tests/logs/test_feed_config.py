@@ -131,3 +131,29 @@ def test_redis_down_never_slows_emit_and_the_store_gets_everything(
     assert slowest < 0.5  # far below one connect timeout (2 s): emit never waited on Redis
     page = runtime.stores[Role.TIMELINE].query(Query(tenant_id=SCOPE["tenant_id"], limit=1000))
     assert [e.event_id for e in page.events] == ids
+
+
+def test_dsar_delete_reaches_the_feeds_window(tmp_path: Path, configured: Any) -> None:
+    from logkit import dsar
+
+    url = services.require("REDIS_URL")
+    feed_url = f"{url}?prefix=lkt{uuid.uuid4().hex[:8]}"
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    runtime = configured(env="dev", sinks={"timeline": db, "audit": db, "feed": feed_url})
+    with logkit.bind(**{**SCOPE, "env": "dev"}):
+        for i in range(6):
+            logkit.emit("message", {"i": i}, user_id="u_42" if i % 2 else "u_7")
+    assert logkit.flush(10)
+    feed = runtime.feed
+    assert feed is not None
+
+    def users() -> list[str]:
+        rows, _ = feed.feed_after(SCOPE["tenant_id"], 0)
+        return [r.body.split('"user_id":"')[1].split('"')[0] for r in rows]
+
+    assert users().count("u_42") == 3
+    plan = dsar.delete(SCOPE["tenant_id"], "u_42", dry_run=True)
+    assert plan.counts()["feed_deleted"] == 3 and users().count("u_42") == 3
+    done = dsar.delete(SCOPE["tenant_id"], "u_42")
+    assert done.ok and done.counts()["feed_deleted"] == 3
+    assert users() == ["u_7", "u_7", "u_7"]  # the window keeps nothing of the subject

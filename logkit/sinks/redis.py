@@ -166,7 +166,6 @@ class RedisBackend:
     durable: ClassVar[bool] = True  # with AOF on; docs/stream.md says what a Redis without it loses
     roles: ClassVar[frozenset[Role]] = frozenset()
     chains: ClassVar[bool] = False
-    feeds: ClassVar[bool] = True
 
     def __init__(self, feed: RedisFeed) -> None:
         self.feed = feed

@@ -55,8 +55,8 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,redis,bench]"
 	touch $(BENCH_STAMP)
 
-## Benchmarks: one line per figure (the sink benchmark uses the emulators; the stream benchmark
-## starts a redis-server of its own, which `services.sh start` installs).
+## Benchmarks: one line per figure (the sink and scale benchmarks use the emulators; the stream
+## benchmark starts a redis-server of its own, which `services.sh start` installs).
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/emit.py
@@ -65,7 +65,8 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/dsar.py
 	$(BIN)/python bench/codemod.py
 	bash scripts/services.sh start
-	status=0; $(BIN)/python bench/stream.py && $(BIN)/python bench/sinks.py || status=$$?; \
+	status=0; $(BIN)/python bench/stream.py && $(BIN)/python bench/sinks.py \
+	  && $(BIN)/python bench/scale.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status
 
 clean: services-stop

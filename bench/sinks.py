@@ -240,6 +240,7 @@ def main() -> None:
             )
         if "BIGQUERY_EMULATOR_HOST" in env:
             os.environ["BIGQUERY_EMULATOR_HOST"] = env["BIGQUERY_EMULATOR_HOST"]
+            os.environ["BIGQUERY_STORAGE_EMULATOR_HOST"] = env["BIGQUERY_STORAGE_EMULATOR_HOST"]
             uri = f"bigquery://logkit-test/bench{int(time.time())}"
             configure(tmp, uri)
             logkit.runtime.current().backends[uri].check_schema(create=True)
@@ -250,6 +251,7 @@ def main() -> None:
                 f"n={N_EMULATOR}, reported only",
             )
         os.environ["BIGQUERY_EMULATOR_HOST"] = f"http://127.0.0.1:{closed_port()}"
+        os.environ["BIGQUERY_STORAGE_EMULATOR_HOST"] = f"127.0.0.1:{closed_port()}"
         configure(tmp, "bigquery://logkit-test/down?timeout=1", retry_attempts=2)
         samples = outage_latencies(N_OUTAGE)
         quantiles = statistics.quantiles(samples, n=100)

@@ -35,6 +35,21 @@ def chain_id_of(tenant_id: str, run_id: str | None) -> str:
     return f"{tenant_id}/{run_id or TENANT_CHAIN_RUN}"
 
 
+LANE_MARK = "~"
+
+
+def lane_chain_id(tenant_id: str, writer: str) -> str:
+    """A lane of the tenant chain, ``tenant_id/_tenant~writer``: a chain of its own for one
+    writer's run-less records (logkit.sinks.firestore_append)."""
+    return f"{chain_id_of(tenant_id, None)}{LANE_MARK}{writer}"
+
+
+def is_tenant_chain(chain_id: str, tenant_id: str) -> bool:
+    """Whether ``chain_id`` is the tenant chain of ``tenant_id`` or one of its lanes."""
+    tenant_chain = chain_id_of(tenant_id, None)
+    return chain_id == tenant_chain or chain_id.startswith(tenant_chain + LANE_MARK)
+
+
 def canonical(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value.
 
@@ -114,12 +129,23 @@ def record_bytes_of(event: Event) -> bytes:
     return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
 
 
-def link(event: Event, *, seq: int, prev_hash: str, salt: str | None = None) -> ChainedRecord:
-    """Place ``event`` at ``seq`` after ``prev_hash``: fill the chain fields and hash it."""
+def link(
+    event: Event,
+    *,
+    seq: int,
+    prev_hash: str,
+    salt: str | None = None,
+    chain_id: str | None = None,
+) -> ChainedRecord:
+    """Place ``event`` at ``seq`` after ``prev_hash``: fill the chain fields and hash it.
+
+    ``chain_id`` defaults to the event's (tenant, run) chain; a store that spreads the tenant
+    chain over lanes names the lane (logkit.sinks.firestore_append).
+    """
     payload_bytes = canonical(event.payload)
     salt = salt or new_salt()
     chained = event.replace(
-        chain_id=chain_id_of(event.tenant_id, event.run_id),
+        chain_id=chain_id or chain_id_of(event.tenant_id, event.run_id),
         seq=seq,
         prev_hash=prev_hash,
         payload_salt=salt,

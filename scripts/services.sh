@@ -11,6 +11,7 @@
 # answer, .logkit/services.env is (re)written:
 #   FIRESTORE_EMULATOR_HOST=127.0.0.1:PORT
 #   BIGQUERY_EMULATOR_HOST=http://127.0.0.1:PORT
+#   BIGQUERY_STORAGE_EMULATOR_HOST=127.0.0.1:PORT   (gRPC: Storage Write API, AppendRows)
 #   GOOGLE_CLOUD_PROJECT=logkit-test
 #   REDIS_URL=redis://127.0.0.1:PORT/0   (redis-server, the live feed; AOF on)
 # Everything binds to 127.0.0.1 only. Nothing is installed outside the repo.
@@ -81,6 +82,7 @@ ensure_bq_venv() {
       -r "$BQ_REQS" 2> >(grep -v "^WARNING: Location 'file://" >&2)
   install_duckdb_spatial
   patch_bq_upload
+  patch_bq_write
   echo "$want" > "$BQ_MARKER"
   log "BigQuery emulator venv ready in $(elapsed "$t0")s"
 }
@@ -137,6 +139,62 @@ print(f"[services] patched {p}: multipart media part may be */*", file=sys.stder
 PY
 }
 
+# Two fixes to bqemulator for the Storage Write API path (idempotent, project-local venv only):
+# 1. Every write copies the whole table for time travel (CREATE TABLE AS SELECT *), kept for
+#    time_travel_retention_days: each write costs O(table) and memory only grows. Real
+#    BigQuery's time travel costs nothing per write, and nothing here queries FOR SYSTEM_TIME.
+#    With BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 (set in launch) the copy is skipped; the change
+#    event (cache invalidation) is still published.
+# 2. AppendRows inserted through the single DuckDB connection the REST side also uses, from a
+#    gRPC thread: that thread holds DuckDB's connection lock while a Python object's destructor
+#    waits for the GIL, and the event-loop thread holds the GIL waiting for that lock (seen in
+#    gdb: a deadlock, the emulator stops answering). The insert gets a cursor of its own.
+patch_bq_write() {
+  "$BQ_VENV/bin/python" - <<'PY'
+import pathlib, sys, sysconfig
+root = pathlib.Path(sysconfig.get_paths()["purelib"]) / "bqemulator"
+marker = "# logkit patch"
+patches = {
+    "versioning/snapshots.py": (
+        '        meta = self.capture(project_id, dataset_id, table_id, kind="AUTO")\n',
+        "        if self._retention_days == 0:  " + marker + ": no copy without retention\n"
+        "            self._events.publish(TableDataChanged(project_id, dataset_id, table_id))\n"
+        "            return None\n",
+    ),
+    "grpc_api/write_servicer.py": (
+        "            self._ctx.engine.connection.register(reg_name, rows)\n"
+        "            try:\n"
+        "                self._ctx.engine.execute(\n"
+        '                    f"INSERT INTO {target_ref} SELECT * FROM {reg_name}",\n'
+        "                )\n"
+        "            finally:\n"
+        "                self._ctx.engine.connection.unregister(reg_name)\n",
+        "            cursor = self._ctx.engine.connection.cursor()  " + marker + ": own context\n"
+        "            try:\n"
+        "                cursor.register(reg_name, rows)\n"
+        '                cursor.execute(f"INSERT INTO {target_ref} SELECT * FROM {reg_name}")\n'
+        "                cursor.unregister(reg_name)\n"
+        "            finally:\n"
+        "                cursor.close()\n",
+    ),
+}
+for name, (anchor, replacement) in patches.items():
+    p = root / name
+    src = p.read_text()
+    if marker in src:
+        continue
+    if anchor not in src:
+        print(f"[services] WARNING: cannot patch {p}: anchor not found (bqemulator changed?)", file=sys.stderr)
+        continue
+    if name.endswith("snapshots.py"):
+        replacement += anchor  # inserted before the copy, which stays for retention > 0
+    p.write_text(src.replace(anchor, replacement, 1))
+    for c in p.parent.glob(f"__pycache__/{p.stem}.*.pyc"):
+        c.unlink()
+    print(f"[services] patched {p}", file=sys.stderr)
+PY
+}
+
 bq_spatial_present() {
   local ver
   ver="$("$BQ_VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)')"
@@ -147,6 +205,7 @@ bq_spatial_present() {
 
 pidfile() { echo "$STATE_DIR/$1.pid"; }
 portfile() { echo "$STATE_DIR/$1.port"; }
+grpcportfile() { echo "$STATE_DIR/$1.grpc-port"; }
 logfile() { echo "$STATE_DIR/$1.log"; }
 
 # Signature that must appear in the process command line, so a recycled pid
@@ -229,7 +288,7 @@ launch() {  # launch NAME PORT [GRPC_PORT]
       mkdir -p "$LOGKIT_DIR/bqemu-tmp"
       HOME="$BQ_HOME" TMPDIR="$LOGKIT_DIR/bqemu-tmp" \
       BQEMU_UPLOAD_STAGING_DIR="$LOGKIT_DIR/bqemu-tmp/uploads" \
-      BQEMU_ENABLE_FORMAT_EXTENSIONS=false \
+      BQEMU_ENABLE_FORMAT_EXTENSIONS=false BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 \
         setsid "$BQ_VENV/bin/bqemulator" start \
           --rest-host "$HOST" --rest-port "$port" \
           --grpc-host "$HOST" --grpc-port "$3" \
@@ -240,6 +299,7 @@ launch() {  # launch NAME PORT [GRPC_PORT]
   esac
   echo "$!" > "$pf"
   echo "$port" > "$(portfile "$name")"
+  if [[ -n "${3:-}" ]]; then echo "$3" > "$(grpcportfile "$name")"; fi
 }
 
 wait_ready() {  # wait_ready NAME PORT T0 -> 0 ready, 1 timeout/failed, 2 lost a port race
@@ -297,7 +357,7 @@ kill_service() {  # kill_service NAME
       kill -KILL -- "-$pgid" 2>/dev/null || true
     fi
   fi
-  rm -f "$(pidfile "$name")" "$(portfile "$name")"
+  rm -f "$(pidfile "$name")" "$(portfile "$name")" "$(grpcportfile "$name")"
 }
 
 # ------------------------------------------------------------------ redis ---
@@ -377,7 +437,10 @@ write_redis_env() {
 
 start_one() {  # start_one NAME -> ensures running, leaves port in portfile
   local name="$1" port t0 ports
-  if live_pid "$name" >/dev/null && [[ -f "$(portfile "$name")" ]]; then
+  # (a BigQuery emulator started without a recorded gRPC port is restarted: its Storage
+  # Write API port must be known)
+  if live_pid "$name" >/dev/null && [[ -f "$(portfile "$name")" ]] \
+     && [[ "$name" != bigquery || -f "$(grpcportfile "$name")" ]]; then
     port="$(cat "$(portfile "$name")")"
     if healthy "$name" "$port"; then
       log "$name emulator already running on $HOST:$port (pid $(cat "$(pidfile "$name")"))"
@@ -420,6 +483,7 @@ write_env() {
   {
     echo "FIRESTORE_EMULATOR_HOST=$HOST:$fs_port"
     echo "BIGQUERY_EMULATOR_HOST=http://$HOST:$bq_port"
+    echo "BIGQUERY_STORAGE_EMULATOR_HOST=$HOST:$(cat "$(grpcportfile bigquery)")"
     echo "GOOGLE_CLOUD_PROJECT=$PROJECT_ID"
   } > "$tmp"
   mv -f "$tmp" "$ENV_FILE"
@@ -430,6 +494,7 @@ cmd_install() {
   ensure_bq_venv
   bq_spatial_present || install_duckdb_spatial
   patch_bq_upload
+  patch_bq_write
 }
 
 cmd_start() {

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 SERVICES_ENV = Path(__file__).resolve().parent.parent / ".logkit" / "services.env"
-NAMES = ("FIRESTORE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "REDIS_URL")
+NAMES = (
+    "FIRESTORE_EMULATOR_HOST",
+    "BIGQUERY_EMULATOR_HOST",
+    "BIGQUERY_STORAGE_EMULATOR_HOST",
+    "REDIS_URL",
+)
 
 
 def load() -> dict[str, str]:

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from logkit.auditing.chains import in_scope
 from logkit.auditing.checkpoint import Checkpoint, Keys, parse_documents
 from logkit.auditing.erasures import Erasures
 from logkit.auditing.evidence import Seen, apply, load_seen, save_seen, wanted
@@ -23,7 +24,6 @@ from logkit.auditing.scan import (
     scan,
     verify_chain,
 )
-from logkit.chain import chain_id_of
 from logkit.errors import LogkitError
 from logkit.sinks.protocols import AuditStore
 
@@ -92,13 +92,9 @@ def expected_chains(
     checkpoints: Iterable[Checkpoint], seen: dict[str, Seen], tenant_id: str, run_id: str | None
 ) -> list[str]:
     """Chains of the scope that checkpoints or the remembered state vouch for."""
-    if run_id is not None:
-        wanted_id = chain_id_of(tenant_id, run_id)
-        named = [c.chain_id for c in checkpoints] + list(seen)
-        return [wanted_id] if wanted_id in named else []
-    prefix = f"{tenant_id}/"
     found = {c.chain_id for c in checkpoints} | {k for k, v in seen.items() if v.points()}
-    return sorted(c for c in found if c.startswith(prefix))
+    # in_scope: the run's chain, or with run "_tenant" the tenant chain and its writer lanes.
+    return sorted(c for c in found if in_scope(c, tenant_id, run_id))
 
 
 def _stored_checkpoints(store: AuditStore, chain_id: str) -> tuple[list[Checkpoint], list[str]]:

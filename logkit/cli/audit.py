@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from logkit.cli.audit_mirror import MirrorOption
 from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ def _nothing(tenant: str, run: str | None) -> None:
 
 @app.command("verify")
 def verify(
+    *,
     tenant: TenantOption,
     run: RunOption = None,
     checkpoint: Annotated[
@@ -64,6 +66,7 @@ def verify(
             "(default: the checkpoints kept in the audit store).",
         ),
     ] = None,
+    mirror: MirrorOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -103,11 +106,21 @@ def verify(
         fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
     except OSError as exc:
         fail(f"cannot keep the verified state in {seen_path}: {exc.strerror}")
+    mirrored = None
+    if mirror is not None:
+        from logkit.cli.audit_mirror import check_mirror
+
+        mirrored = check_mirror(mirror, store, chains, keys, tenant=tenant, run=run)
     if json_output:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), **({"mirror": mirrored.as_dict()} if mirrored else {})})
     else:
         _print_report(report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PROBLEM)
+        if mirrored is not None:
+            from logkit.cli.audit_mirror import print_mirror
+
+            print_mirror(mirrored)
+    ok = report.ok and (mirrored is None or mirrored.ok)
+    raise typer.Exit(EXIT_OK if ok else EXIT_PROBLEM)
 
 
 def _parallel(settings: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import typer
 
 from logkit.cli import (
     audit,
+    audit_mirror,
     codemod,
     demo,
     dsar,
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("check-sinks")(sinks.check_sinks)
 app.command("serve")(serve.serve)
+audit.app.command("mirror")(audit_mirror.mirror)
 app.add_typer(audit.app, name="audit")
 app.add_typer(usage.app, name="usage")
 app.add_typer(timeline.app, name="timeline")

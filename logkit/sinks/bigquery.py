@@ -1,46 +1,40 @@
-"""Google BigQuery backend: one table per role, idempotent writes through MERGE.
+"""Google BigQuery backend: one table per role, written through the Storage Write API.
 
-URI: ``bigquery://PROJECT/DATASET`` with optional ``?location=EU&timeout=10`` (seconds per API
-call). ``google-cloud-bigquery`` is imported only when a backend is built (``logkit[gcp]``).
-With ``BIGQUERY_EMULATOR_HOST`` set, the client talks to that emulator anonymously.
+URI: ``bigquery://PROJECT/DATASET`` with optional ``?location=EU&timeout=10&write=storage``
+(``timeout``: seconds per API call; ``write``: ``storage``, the default, or ``merge``, the former
+one-DML-job-per-batch path kept in logkit.sinks.bigquery_merge). ``google-cloud-bigquery`` and
+``google-cloud-bigquery-storage`` are imported only when a backend is built (``logkit[gcp]``).
+With ``BIGQUERY_EMULATOR_HOST`` set, the clients talk to that emulator anonymously (its gRPC
+port from ``BIGQUERY_STORAGE_EMULATOR_HOST``).
 
-Writes never stream (``insert_rows_json``): real BigQuery refuses DML on rows still in the
-streaming buffer, and ``delete`` must work on fresh rows. Every write is a MERGE that inserts
-the event_ids not stored yet, either straight from an ARRAY<STRUCT> parameter (small batches)
-or from a staging table filled by a load job (large ones).
+Writes run no job: rows go to a committed write stream at known offsets, exactly once per
+append (logkit.sinks.bigquery_write). An event_id written by two different appends (a re-emit,
+a spool replayed after a writer died not knowing its outcome) is stored twice, so every read
+keeps one row per (tenant_id, event_id): ``query`` with ``QUALIFY ROW_NUMBER() OVER (PARTITION
+BY event_id ...) = 1``, ``count`` and ``delete`` with ``COUNT(DISTINCT event_id)``; ``delete``
+removes every copy. DML runs only for deletes (erasure, retention), never per batch.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import functools
-import io
-import json
 import math
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from logkit.envelope import Event
 from logkit.errors import ConfigError, LogkitError, SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
+from logkit.sinks.bigquery_write import Column, StreamWriter, check_available
 from logkit.sinks.protocols import ROLE_TABLES, Page, Query, Role, Selector, clamp_limit, sequence
 
 T = TypeVar("T")
-
-
-class Column(NamedTuple):
-    name: str
-    type: str
-    mode: str
-
 
 SCHEMA: tuple[Column, ...] = (
     Column("event_id", "STRING", "REQUIRED"),
@@ -64,16 +58,10 @@ SCHEMA: tuple[Column, ...] = (
 PARTITION_FIELD = "ts"
 CLUSTERING_FIELDS = ("tenant_id", "run_id")
 
-# What a write sends: ts is left out and derived in SQL as TIMESTAMP_MICROS(ts_us), so the two
-# columns cannot disagree and no timestamp text format is involved.
-_SENT = tuple(c for c in SCHEMA if c.name != "ts")
-
-SMALL_BATCH_ROWS = 50
-"""Batches up to this many rows MERGE straight from a query parameter (one job); larger ones
-are loaded into a staging table first (a load job and a MERGE job, but far faster per row)."""
-SMALL_BATCH_BYTES = 1_000_000  # stays well under BigQuery's request size limit
-STAGING_TTL = dt.timedelta(hours=1)  # a crashed writer's staging table expires by itself
-JOB_WAIT_FACTOR = 6  # a job (load, MERGE) may run for this many API-call timeouts
+WRITE_MODES = ("storage", "merge")
+JOB_WAIT_FACTOR = 6  # a job (load, DML) may run for this many API-call timeouts
+# One row per (tenant, event_id) whatever the copies: the first in time, ties by body.
+DEDUP = "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ts_us, body) = 1"
 
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _PROJECT = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -88,11 +76,12 @@ class Target:
     dataset: str
     location: str | None = None
     timeout: float = 10.0
+    write: str = "storage"  # storage | merge
 
 
 def parse_uri(uri: str) -> Target:
-    """``bigquery://PROJECT/DATASET[?location=..&timeout=..]``, or ConfigError saying why not."""
-    shape = "bigquery://PROJECT/DATASET[?location=EU&timeout=10]"
+    """``bigquery://PROJECT/DATASET[?location=..&timeout=..&write=..]``, or ConfigError."""
+    shape = "bigquery://PROJECT/DATASET[?location=EU&timeout=10&write=storage]"
     parts = urlsplit(uri)
     dataset = parts.path[1:]
     if parts.scheme.lower() != "bigquery" or not parts.netloc or parts.fragment:
@@ -103,13 +92,17 @@ def parse_uri(uri: str) -> Target:
         raise ConfigError(f"the dataset must be one name of letters, digits and _ (in {uri!r})")
     options: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in ("location", "timeout") or key in options:
+        if key not in ("location", "timeout", "write") or key in options:
             raise ConfigError(f"unknown or repeated BigQuery URI option {key!r} (in {uri!r})")
         options[key] = value
     location = options.get("location")
     if location is not None and not _LOCATION.match(location):
         raise ConfigError(f"location must be a BigQuery location such as EU (in {uri!r})")
-    return Target(parts.netloc, dataset, location, _timeout(options.get("timeout", "10"), uri))
+    write = options.get("write", "storage")
+    if write not in WRITE_MODES:
+        raise ConfigError(f"write must be one of {', '.join(WRITE_MODES)} (in {uri!r})")
+    timeout = _timeout(options.get("timeout", "10"), uri)
+    return Target(parts.netloc, dataset, location, timeout, write)
 
 
 def _timeout(text: str, uri: str) -> float:
@@ -204,12 +197,15 @@ class BigQueryBackend:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.bq = _import_bigquery()
+        if target.write == "storage":
+            check_available()
         self.dataset_id = f"{target.project}.{target.dataset}"
         # Each RPC gets ``timeout`` seconds including its retries, so a dead endpoint fails
         # fast as SinkUnavailable; retrying over longer spans is the dispatcher's job.
         self.retry = self.bq.DEFAULT_RETRY.with_deadline(target.timeout)
         self.job_wait = target.timeout * JOB_WAIT_FACTOR
         self._client: Any = None
+        self._writers: dict[str, StreamWriter] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -245,6 +241,16 @@ class BigQueryBackend:
             client_options=ClientOptions(api_endpoint=emulator),
         )
 
+    def writer(
+        self, table_id: str, columns: Sequence[Column], key: tuple[str, ...]
+    ) -> StreamWriter:
+        """The one StreamWriter of a table in this process (one committed stream each)."""
+        with self._lock:
+            writer = self._writers.get(table_id)
+            if writer is None:
+                writer = self._writers[table_id] = StreamWriter(self, table_id, columns, key)
+            return writer
+
     def store(self, role: Role) -> BigQueryStore:
         return BigQueryStore(self, f"{self.dataset_id}.{ROLE_TABLES[Role(role)]}")
 
@@ -266,13 +272,47 @@ class BigQueryBackend:
     def table_schema(self, columns: Sequence[Column] = SCHEMA) -> list[Any]:
         return [self.bq.SchemaField(c.name, c.type, mode=c.mode) for c in columns]
 
-    def new_table(self, table_id: str) -> Any:
-        table = self.bq.Table(table_id, schema=self.table_schema())
+    def new_table(
+        self,
+        table_id: str,
+        columns: Sequence[Column] = SCHEMA,
+        clustering: Sequence[str] = CLUSTERING_FIELDS,
+    ) -> Any:
+        table = self.bq.Table(table_id, schema=self.table_schema(columns))
         table.time_partitioning = self.bq.TimePartitioning(
             type_=self.bq.TimePartitioningType.DAY, field=PARTITION_FIELD
         )
-        table.clustering_fields = list(CLUSTERING_FIELDS)
+        table.clustering_fields = list(clustering)
         return table
+
+    def ensure_table(
+        self, table_id: str, columns: Sequence[Column], clustering: Sequence[str]
+    ) -> list[str]:
+        """Create the table, or add the NULLABLE columns it lacks: additive schema evolution.
+
+        Adding a NULLABLE column rewrites nothing, and older writers keep working: rows without
+        the column read it as NULL. A missing REQUIRED column or a changed type cannot be
+        evolved; they are returned as problems.
+        """
+        from google.api_core.exceptions import NotFound
+
+        try:
+            table = self.client.get_table(table_id, **self.rpc())
+        except NotFound:
+            # create_table, not DDL: the emulator drops PARTITION BY/CLUSTER BY given in DDL.
+            new = self.new_table(table_id, columns, clustering)
+            self.client.create_table(new, exists_ok=True, **self.rpc())
+            return []
+        have = {field.name for field in table.schema}
+        added = [c for c in columns if c.name not in have and c.mode == "NULLABLE"]
+        if added:
+            table.schema = [*table.schema, *self.table_schema(added)]
+            self.client.update_table(table, ["schema"], **self.rpc())
+            # A no-op on BigQuery after the update; the emulator keeps its catalog (updated
+            # above) apart from its storage, which only DDL alters.
+            for c in added:
+                self.run(f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS {c.name} {c.type}", [])
+        return _column_problems(table_id.rsplit(".", 1)[1], table.schema, columns)
 
     @mapped("schema check")
     def check_schema(self, *, create: bool = False) -> list[str]:
@@ -295,16 +335,21 @@ class BigQueryBackend:
         return problems
 
     def _create(self) -> None:
+        self.create_dataset()
+        for name in ROLE_TABLES.values():
+            self.ensure_table(f"{self.dataset_id}.{name}", SCHEMA, CLUSTERING_FIELDS)
+
+    def create_dataset(self) -> None:
         dataset = self.bq.Dataset(self.dataset_id)
         if self.target.location:  # never send null: the emulator answers 500 to it
             dataset.location = self.target.location
         self.client.create_dataset(dataset, exists_ok=True, **self.rpc())
-        for name in ROLE_TABLES.values():
-            # create_table, not DDL: the emulator drops PARTITION BY/CLUSTER BY given in DDL.
-            table = self.new_table(f"{self.dataset_id}.{name}")
-            self.client.create_table(table, exists_ok=True, **self.rpc())
 
     def close(self) -> None:
+        with self._lock:
+            writers, self._writers = list(self._writers.values()), {}
+        for writer in writers:
+            writer.close()
         with self._lock:
             if self._client is not None:
                 self._client.close()
@@ -316,34 +361,28 @@ def _normalised(type_name: str) -> str:
     return _TYPE_ALIASES.get(upper, upper)
 
 
-def _column_problems(table: str, schema: Sequence[Any]) -> list[str]:
+def _column_problems(
+    table: str, schema: Sequence[Any], columns: Sequence[Column] = SCHEMA
+) -> list[str]:
     found = {field.name: _normalised(field.field_type) for field in schema}
-    missing = [c.name for c in SCHEMA if c.name not in found]
+    missing = [c.name for c in columns if c.name not in found]
     problems = [f"table {table} lacks columns {', '.join(missing)}"] if missing else []
-    for column in SCHEMA:
+    for column in columns:
         actual = found.get(column.name)
         if actual is not None and actual != _normalised(column.type):
             problems.append(f"column {table}.{column.name} is {actual}, expected {column.type}")
     return problems
 
 
-def _row(event: Event) -> dict[str, Any]:
-    """One row to send (the columns of _SENT), enums as their plain values."""
-    row: dict[str, Any] = {"ts_us": cursor.to_micros(event.ts), "body": event.model_dump_json()}
-    for column in _SENT:
+def row_values(event: Event) -> dict[str, Any]:
+    """The event as one row: every column of SCHEMA, enums as their values, ts in microseconds."""
+    micros = cursor.to_micros(event.ts)
+    row: dict[str, Any] = {"ts": micros, "ts_us": micros, "body": event.model_dump_json()}
+    for column in SCHEMA:
         if column.name not in row:  # the rest are Event fields of the same name
             value = getattr(event, column.name)
             row[column.name] = value.value if isinstance(value, Enum) else value
     return row
-
-
-def _day_window(events: Sequence[Event]) -> tuple[dt.datetime, dt.datetime]:
-    """The UTC days the batch falls in, as [start, end): the MERGE only scans those partitions."""
-    first = min(e.ts for e in events).astimezone(dt.UTC)
-    last = max(e.ts for e in events).astimezone(dt.UTC)
-    start = dt.datetime(first.year, first.month, first.day, tzinfo=dt.UTC)
-    end = dt.datetime(last.year, last.month, last.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
-    return start, end
 
 
 class BigQueryStore:
@@ -351,76 +390,22 @@ class BigQueryStore:
         self.backend = backend
         self.table_id = table_id
         self.bq = backend.bq
-        sent = ", ".join(c.name for c in _SENT)
-        values = ", ".join(f"S.{c.name}" for c in _SENT)
-        # Explicit column lists (the emulator needs them); the ts window lets BigQuery prune
-        # partitions instead of scanning the whole table on every write. A re-written event
-        # carries the same ts, so it always falls inside the window of its own batch.
-        self._merge = (
-            f"MERGE `{table_id}` AS T USING {{source}} AS S"
-            " ON T.tenant_id = S.tenant_id AND T.event_id = S.event_id"
-            " AND T.ts >= @lo AND T.ts < @hi"
-            f" WHEN NOT MATCHED THEN INSERT ({sent}, ts)"
-            f" VALUES ({values}, TIMESTAMP_MICROS(S.ts_us))"
-        )
-        picked = ", ".join(f"r.{c.name} AS {c.name}" for c in _SENT)
-        self._unnest = f"(SELECT {picked} FROM UNNEST(@rows) AS r)"
 
     @mapped("write")
     def write(self, events: Sequence[Event]) -> None:
         unique = sequence(events)
         if not unique:
             return
-        rows = [_row(e) for e in unique]
-        lo, hi = _day_window(unique)
-        window = [self._scalar("lo", "TIMESTAMP", lo), self._scalar("hi", "TIMESTAMP", hi)]
-        size = sum(len(r["body"]) for r in rows)
-        if len(rows) <= SMALL_BATCH_ROWS and size <= SMALL_BATCH_BYTES:
-            rows_param = self.bq.ArrayQueryParameter(
-                "rows", "STRUCT", [self._struct(r) for r in rows]
-            )
-            self.backend.run(self._merge.format(source=self._unnest), [*window, rows_param])
-        else:
-            self._merge_staged(rows, window)
+        rows = [row_values(e) for e in unique]
+        if self.backend.target.write == "merge":
+            from logkit.sinks.bigquery_merge import MergeWriter
 
-    def _merge_staged(self, rows: list[dict[str, Any]], window: list[Any]) -> None:
-        """Load into a staging table of this call's own, MERGE from it, drop it."""
-        client, rpc = self.backend.client, self.backend.rpc()
-        dataset, table = self.table_id.rsplit(".", 1)
-        # A unique name per call: concurrent writers never share (or truncate) staging data.
-        staging_id = f"{dataset}.logkit_staging_{table}_{uuid.uuid4().hex}"
-        staging = self.bq.Table(staging_id, schema=self.backend.table_schema(_SENT))
-        staging.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
-        client.create_table(staging, **rpc)
-        try:
-            ndjson = "\n".join(json.dumps(r, separators=(",", ":")) for r in rows).encode()
-            config = self.bq.LoadJobConfig(
-                schema=staging.schema, source_format=self.bq.SourceFormat.NEWLINE_DELIMITED_JSON
-            )
-            # No size=: a resumable upload, which production and an unpatched emulator accept.
-            job = client.load_table_from_file(
-                io.BytesIO(ndjson),
-                staging,
-                job_config=config,
-                num_retries=2,
-                timeout=self.backend.target.timeout,
-            )
-            job.result(timeout=self.backend.job_wait, retry=self.backend.retry)
-            self.backend.run(self._merge.format(source=f"`{staging_id}`"), window)
-        finally:
-            self._drop(staging)
-
-    def _drop(self, staging: Any) -> None:
-        # Best effort, and never masking the write's own error: the table expires by itself.
-        with contextlib.suppress(Exception):
-            self.backend.client.delete_table(staging, not_found_ok=True, **self.backend.rpc())
+            MergeWriter(self).write(unique, rows)
+            return
+        self.backend.writer(self.table_id, SCHEMA, ("tenant_id", "event_id")).append(rows)
 
     def _scalar(self, name: str | None, type_: str, value: Any) -> Any:
         return self.bq.ScalarQueryParameter(name, type_, value)
-
-    def _struct(self, row: dict[str, Any]) -> Any:
-        fields = [self._scalar(c.name, c.type, row[c.name]) for c in _SENT]
-        return self.bq.StructQueryParameter(None, *fields)
 
     @mapped("query")
     def query(self, query: Query) -> Page:
@@ -448,7 +433,7 @@ class BigQueryStore:
         params.append(self._scalar("n", "INT64", limit + 1))  # one more tells if more exist
         sql = (
             f"SELECT body FROM `{self.table_id}` WHERE {' AND '.join(where)}"
-            " ORDER BY ts_us, event_id LIMIT @n"
+            f" {DEDUP} ORDER BY ts_us, event_id LIMIT @n"
         )
         _, rows = self.backend.run(sql, params)
         events = [Event.model_validate_json(row["body"]) for row in rows[:limit]]
@@ -456,17 +441,24 @@ class BigQueryStore:
 
     @mapped("delete")
     def delete(self, selector: Selector) -> int:
-        """DML DELETE. Rows fresh from a write are deletable: writes never use streaming."""
+        """DML DELETE of every copy; returns how many events (distinct event_ids) it removed.
+
+        Rows written by the Storage Write API can be deleted at once (unlike the legacy
+        streaming buffer of ``insertAll``), so erasure and retention work on fresh rows.
+        """
         where, params = self._selector_where(selector)
-        job, _ = self.backend.run(f"DELETE FROM `{self.table_id}` WHERE {where}", params)
-        return int(job.num_dml_affected_rows or 0)
+        events = self._count(where, params)
+        if events:
+            self.backend.run(f"DELETE FROM `{self.table_id}` WHERE {where}", params)
+        return events
 
     @mapped("count")
     def count(self, selector: Selector) -> int:
-        where, params = self._selector_where(selector)
-        _, rows = self.backend.run(
-            f"SELECT COUNT(*) AS n FROM `{self.table_id}` WHERE {where}", params
-        )
+        return self._count(*self._selector_where(selector))
+
+    def _count(self, where: str, params: list[Any]) -> int:
+        sql = f"SELECT COUNT(DISTINCT event_id) AS n FROM `{self.table_id}` WHERE {where}"
+        _, rows = self.backend.run(sql, params)
         return int(rows[0]["n"]) if rows else 0
 
     @mapped("tenant listing")

@@ -1,8 +1,11 @@
 """Google Firestore backend: all three roles, one collection per tenant and role.
 
-URI: ``firestore://PROJECT?root=logkit&database=(default)&timeout=10`` (every parameter
-optional; ``timeout`` is seconds per RPC). With ``FIRESTORE_EMULATOR_HOST`` set, the client talks
-to that emulator with anonymous credentials; otherwise Application Default Credentials are used.
+URI: ``firestore://PROJECT?root=logkit&database=(default)&timeout=10&lanes=writer`` (every
+parameter optional; ``timeout`` is seconds per RPC; ``lanes=writer`` spreads each tenant's
+run-less audit chain over one lane per writer, and ``append=record`` selects the former
+one-record-per-commit audit append: see logkit.sinks.firestore_append). With
+``FIRESTORE_EMULATOR_HOST`` set, the client talks to that emulator with anonymous credentials;
+otherwise Application Default Credentials are used.
 
 Layout (timeline and cost): ``{root}/{tenant_id}/{role collection}/{event_id}``, i.e.
 ``collection(root).document(tenant_id).collection("timeline_events").document(event_id)``,
@@ -99,6 +102,8 @@ _RULES = {  # what each URI parameter must look like, and how to say so
         re.compile(r"^(?:\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9])$"),
         "(default) or a Firestore database id",
     ),
+    "lanes": (re.compile(r"^(?:off|writer)$"), "off or writer"),
+    "append": (re.compile(r"^(?:block|record)$"), "block or record"),
 }
 _EXAMPLE = "firestore://my-project?root=logkit"
 
@@ -109,6 +114,8 @@ class Settings:
     root: str = DEFAULT_ROOT
     database: str = DEFAULT_DATABASE
     timeout: float = DEFAULT_TIMEOUT_S
+    lanes: bool = False  # run-less audit events on a lane per writer (firestore_append)
+    append: str = "block"  # block | record
 
 
 def parse_uri(uri: str) -> Settings:
@@ -127,13 +134,18 @@ def parse_uri(uri: str) -> Settings:
     except ValueError as exc:
         raise ConfigError(f"{uri!r}: parameters must look like ?root=logkit&timeout=10") from exc
     params = dict(pairs)
-    if len(params) < len(pairs) or not params.keys() <= {"root", "database", "timeout"}:
-        raise ConfigError(f"{uri!r}: the parameters are root, database and timeout, once each")
+    if len(params) < len(pairs) or not params.keys() <= set(_RULES) | {"timeout"}:
+        raise ConfigError(
+            f"{uri!r}: the parameters are root, database, timeout, lanes and append, once each"
+        )
     for key, (pattern, rule) in _RULES.items():
         if key in params and not pattern.match(params[key]):
             raise ConfigError(f"{uri!r}: {key} must be {rule}")
     root, database = params.get("root", DEFAULT_ROOT), params.get("database", DEFAULT_DATABASE)
-    return Settings(project, root, database, _timeout(uri, params.get("timeout")))
+    lanes, append = params.get("lanes") == "writer", params.get("append", "block")
+    if lanes and append == "record":
+        raise ConfigError(f"{uri!r}: lanes need the block append (drop append=record)")
+    return Settings(project, root, database, _timeout(uri, params.get("timeout")), lanes, append)
 
 
 def _timeout(uri: str, raw: str | None) -> float:
@@ -229,6 +241,7 @@ class FirestoreBackend:
         self._client: Any = None
         self._lock = threading.Lock()
         self._marked: set[str] = set()  # tenants whose marker document this process wrote
+        self._audit: FirestoreAuditStore | None = None
 
     @classmethod
     def from_uri(cls, uri: str) -> FirestoreBackend:
@@ -288,7 +301,11 @@ class FirestoreBackend:
         if Role(role) is Role.AUDIT:
             from logkit.sinks.firestore_audit import FirestoreAuditStore  # imports this module
 
-            return FirestoreAuditStore(self)
+            # One per backend: its appender's group commit and cached heads are per writer.
+            with self._lock:
+                if self._audit is None:
+                    self._audit = FirestoreAuditStore(self)
+                return self._audit
         return FirestoreStore(self, ROLE_TABLES[Role(role)])
 
     @mapped

@@ -20,27 +20,30 @@ Layout, under the tenant document ``{root}/{tenant_id}`` of logkit.sinks.firesto
   ``audit_events`` entries of FIRESTORE_INDEXES) and keyset paging, then one batched read of
   the page's records. Reads scale with the page, not with the tenant's number of chains.
 
-Compare-and-append. Chaining one event is one commit of these writes, in this order:
+Compare-and-append. Chaining a block of events (one or many records of one chain, placed by
+logkit.sinks.firestore_append) is one commit of these writes, in this order:
 
-1. at seq 0 only, ``set`` of the chain document (no precondition; always the same content);
-2. ``create`` of ``records/{seq}`` with seq = head + 1 (precondition: the document is absent);
-3. ``create`` of the event's index document (precondition: absent).
+1. when the block starts at seq 0, ``set`` of the chain document (no precondition; always the
+   same content);
+2. for each record in seq order: ``create`` of ``records/{seq}`` (precondition: the document is
+   absent), then ``create`` of the event's index document (precondition: absent).
 
 A commit is atomic in Firestore: all of its writes are applied or none. So:
 
 - a chain cannot fork: a seq's document is created at most once, by exactly one writer. The
-  writer read the head (``seq`` DESC, limit 1) just before and links to its hash; records are
-  never updated, so that hash is still the hash at seq - 1 when the commit lands. A stale head
-  makes the create fail, never succeed at the wrong place, and seq N is only tried once seq N-1
-  has been read, so there are no gaps either;
+  writer knew the head (read with ``seq`` DESC, limit 1, or remembered from its own last
+  commit) and links to its hash; records are never updated, so that hash is still the hash at
+  the block's first seq - 1 when the commit lands. A stale head makes the create fail, never
+  succeed at the wrong place, and seq N is only tried once seq N-1 is known, so there are no
+  gaps either;
 - an event is chained at most once: its record and its index entry exist together or not at
   all. That is why the index entry is neither a separate claim written first (a writer dying
   between claim and record would leave the event id claimed with no record, and nobody could
   tell a dead claimer from a slow one) nor a separate write after the record (a crash or a
   concurrent writer in between would chain the event twice);
-- on AlreadyExists the commit changed nothing; reading the index entry tells which
+- on AlreadyExists the commit changed nothing; reading the block's index entries tells which
   precondition failed: present, the event is already chained and its stored record is the
-  answer; absent, another writer took the seq, so the head is read again and the event relinked
+  answer; absent, another writer took the seq, so the head is read again and the rest relinked
   (after a short jittered pause, up to MAX_APPEND_ATTEMPTS times, then SinkUnavailable). This
   loop is the algorithm, not an error retry: failed RPCs are still never retried (see
   logkit.sinks.firestore).
@@ -49,8 +52,9 @@ No transaction is used: preconditions on single documents are all it takes, and 
 does not isolate transactions anyway.
 
 On the emulator commits are not atomic: writes are applied in order up to the first that fails.
-The order above keeps that safe from forks, since a lost seq (2) fails before the index entry
-(3) is written. What the emulator can do that Firestore cannot: when two writers chain the *same*
+The interleaved order above keeps that safe from forks and from lost index entries, since a
+lost seq fails before anything after it is written and every record written before it has its
+index entry. What the emulator can do that Firestore cannot: when two writers chain the *same*
 event id at the same moment, the loser's record stays (its index create fails after it), so the
 chain holds that event twice, at two seqs, still correctly linked; the index (so ``query``)
 knows only one of them.
@@ -63,12 +67,17 @@ record back).
 from __future__ import annotations
 
 import itertools
-import random
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from logkit.chain import GENESIS, ChainedRecord, chain_id_of, event_from_bytes, link
+from logkit.chain import (
+    GENESIS,
+    LANE_MARK,
+    TENANT_CHAIN_RUN,
+    ChainedRecord,
+    chain_id_of,
+    event_from_bytes,
+)
 from logkit.envelope import Event
 from logkit.errors import SinkUnavailable, SinkWriteError
 from logkit.sinks import cursor
@@ -82,6 +91,12 @@ from logkit.sinks.firestore import (
     _where,
     is_document_id,
     mapped,
+)
+from logkit.sinks.firestore_append import (
+    MAX_APPEND_ATTEMPTS,
+    BlockAppender,
+    RecordAppender,
+    pause,
 )
 from logkit.sinks.protocols import (
     ROLE_TABLES,
@@ -101,8 +116,7 @@ CHAINS = "audit_chains"
 RECORDS = "records"
 CHECKPOINTS = "checkpoints"
 INDEX = ROLE_TABLES[Role.AUDIT]  # "audit_events": the event-id index, which query scans
-MAX_APPEND_ATTEMPTS = 100  # lost compare-and-appends per event before giving up
-_MAX_PAUSE_S = 0.02  # cap of the random pause after a lost compare-and-append
+WAIT_FACTOR = 30  # a thread waits this many RPC timeouts for its chain's leader
 
 _ESCAPES = {"%": "%25", "/": "%2F"}
 
@@ -155,15 +169,16 @@ def _event(record: StoredRecord) -> Event:
     )
 
 
-def _pause(attempt: int) -> None:
-    """A short random pause after a lost compare-and-append, so contenders spread out."""
-    time.sleep(random.uniform(0, min(_MAX_PAUSE_S, 0.001 * 2**attempt)))
-
-
 class FirestoreAuditStore:
     def __init__(self, backend: FirestoreBackend) -> None:
         self.backend = backend
         self._index = FirestoreStore(backend, INDEX)
+        settings = backend.settings
+        self.appender: BlockAppender | RecordAppender = (
+            RecordAppender(self)
+            if settings.append == "record"
+            else BlockAppender(self, lanes=settings.lanes, wait_s=settings.timeout * WAIT_FACTOR)
+        )
 
     # --- references ---------------------------------------------------------------------------
 
@@ -184,41 +199,8 @@ class FirestoreAuditStore:
 
     @mapped
     def append(self, events: Sequence[Event]) -> list[Event]:
-        from google.api_core.exceptions import AlreadyExists
-
         self.backend.mark_tenants(e.tenant_id for e in events if is_document_id(e.tenant_id))
-        known = self._lookup((e.tenant_id, e.event_id) for e in events)
-        heads: dict[str, tuple[int, str]] = {}  # chain_id -> (seq, hash) of its head, as known
-        chained: list[Event] = []
-        for event in events:
-            key = (event.tenant_id, event.event_id)
-            if key in known:  # already chained (possibly earlier in this batch): idempotent
-                chained.append(known[key])
-                continue
-            chain_id = chain_id_of(event.tenant_id, event.run_id)
-            for attempt in range(MAX_APPEND_ATTEMPTS):
-                head = heads.pop(chain_id, None)
-                seq, prev_hash = head if head is not None else self._head(chain_id)
-                record = link(event, seq=seq + 1, prev_hash=prev_hash)
-                try:
-                    self._commit(chain_id, record)
-                except AlreadyExists:  # nothing was written: which precondition failed?
-                    found = self._lookup([key]).get(key)
-                    if found is not None:  # a concurrent writer chained this event
-                        known[key] = found
-                        break
-                    _pause(attempt)  # another writer took seq + 1: read the head again
-                    continue
-                heads[chain_id] = (seq + 1, record.event.hash or "")
-                known[key] = record.event
-                break
-            else:
-                raise SinkUnavailable(
-                    f"audit chain {chain_id!r}: lost the compare-and-append "
-                    f"{MAX_APPEND_ATTEMPTS} times in a row to concurrent writers"
-                )
-            chained.append(known[key])
-        return chained
+        return self.appender.append(events)
 
     def write(self, events: Sequence[Event]) -> None:
         self.append(events)
@@ -275,10 +257,11 @@ class FirestoreAuditStore:
     @mapped
     def head(self, chain_id: str) -> tuple[int, str] | None:
         """(seq, hash) of the chain's last record, None for an empty chain."""
-        seq, hash_hex = self._head(chain_id)
+        seq, hash_hex = self.read_head(chain_id)
         return None if seq < 0 else (seq, hash_hex)
 
-    def _head(self, chain_id: str) -> tuple[int, str]:
+    def read_head(self, chain_id: str) -> tuple[int, str]:
+        """(seq, hash) of the chain's last record; (-1, GENESIS) for an empty chain."""
         from google.cloud import firestore
 
         records = self.chain_ref(chain_id).collection(RECORDS)
@@ -289,34 +272,39 @@ class FirestoreAuditStore:
         data = snaps[0].to_dict()
         return int(data["seq"]), str(data["hash"])
 
-    def _commit(self, chain_id: str, record: ChainedRecord) -> None:
-        """One atomic commit: (the chain document,) the record, its index entry. See above."""
-        e = record.event
-        seq = e.seq if e.seq is not None else -1
+    def commit(self, chain_id: str, records: Sequence[ChainedRecord]) -> None:
+        """One atomic commit of a block: (the chain document,) each record and its index entry.
+
+        See the module doc for the order and why it is safe.
+        """
         chain = self.chain_ref(chain_id)
-        columns = query_columns(e)
         writes = self.backend.client().batch()
-        if seq == 0:
+        if records[0].event.seq == 0:
             tenant_id, _, run = chain_id.partition("/")
             writes.set(chain, {"chain_id": chain_id, "tenant_id": tenant_id, "run_id": run})
-        writes.create(
-            chain.collection(RECORDS).document(seq_key(seq)),
-            {
-                "chain_id": chain_id,
-                "seq": seq,
-                "hash": e.hash,
-                "record": record.record_bytes,
-                "payload": record.payload_bytes,
-                "payload_salt": e.payload_salt,
-                **columns,
-            },
-        )
-        writes.create(
-            self.index_ref(e.tenant_id, e.event_id), {**columns, "chain_id": chain_id, "seq": seq}
-        )
+        for record in records:
+            e = record.event
+            seq = e.seq if e.seq is not None else -1
+            columns = query_columns(e)
+            writes.create(
+                chain.collection(RECORDS).document(seq_key(seq)),
+                {
+                    "chain_id": chain_id,
+                    "seq": seq,
+                    "hash": e.hash,
+                    "record": record.record_bytes,
+                    "payload": record.payload_bytes,
+                    "payload_salt": e.payload_salt,
+                    **columns,
+                },
+            )
+            writes.create(
+                self.index_ref(e.tenant_id, e.event_id),
+                {**columns, "chain_id": chain_id, "seq": seq},
+            )
         writes.commit(**self.backend.rpc)
 
-    def _lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Event]:
+    def lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Event]:
         """The stored events of those (tenant_id, event_id) that are chained already."""
         wanted = {key: self.index_ref(*key) for key in dict.fromkeys(keys)}
         by_path = {ref.path: key for key, ref in wanted.items()}
@@ -364,9 +352,18 @@ class FirestoreAuditStore:
         if run_id is not None:
             chain_id = chain_id_of(tenant_id, run_id)
             exists = self.chain_ref(chain_id).get(**self.backend.rpc).exists
-            return [chain_id] if exists else []
+            lanes = self._lanes(tenant_id) if run_id == TENANT_CHAIN_RUN else []
+            return [chain_id] * exists + lanes
         chains = self.backend.tenant(tenant_id, CHAINS)
         return sorted(str(data["chain_id"]) for data in self._keyset(chains, "chain_id", None))
+
+    def _lanes(self, tenant_id: str) -> list[str]:
+        """The lanes of the tenant chain: chain ids from ``T/_tenant~`` up to the next code
+        point after ``~``, one range read of the chain documents."""
+        low = f"{tenant_id}/{TENANT_CHAIN_RUN}{LANE_MARK}"
+        high = low[:-1] + chr(ord(LANE_MARK) + 1)
+        chains = _where(self.backend.tenant(tenant_id, CHAINS), "chain_id", "<", high)
+        return [str(data["chain_id"]) for data in self._keyset(chains, "chain_id", low)]
 
     @mapped
     def records(
@@ -391,7 +388,7 @@ class FirestoreAuditStore:
             try:
                 checkpoints.document(seq_key(n)).create(data, **self.backend.rpc)
             except AlreadyExists:  # a concurrent checkpoint took n: take the next one
-                _pause(attempt)
+                pause(attempt)
                 continue
             return
         raise SinkUnavailable(f"audit chain {chain_id!r}: could not file a checkpoint")

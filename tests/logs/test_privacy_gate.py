@@ -409,7 +409,9 @@ UVICORN_APP = """
 """
 
 
-def test_uvicorn_access_log_is_json_and_redacted(tmp_path: Path) -> None:
+def served_lines(tmp_path: Path, argv: list[str], path: str, marker: str) -> tuple[list[str], str]:
+    """Start a server process (argv gets the port), wait until it says it listens, GET
+    ``path``, wait for the line naming ``marker``; returns stdout's lines and stderr."""
     import httpx
 
     from tests.servers import free_port
@@ -417,7 +419,7 @@ def test_uvicorn_access_log_is_json_and_redacted(tmp_path: Path) -> None:
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGKIT_")}
     server = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(UVICORN_APP), str(port)],
+        [*argv, str(port)],
         cwd=tmp_path,
         env={**clean, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
@@ -432,9 +434,8 @@ def test_uvicorn_access_log_is_json_and_redacted(tmp_path: Path) -> None:
     try:
         while "Uvicorn running" not in (seen[-1] if seen else ""):
             seen.append(lines.get(timeout=60))  # the server says when it listens
-        url = f"http://127.0.0.1:{port}/x?email=alice.smith%40example.com&card=4111111111111111"
-        assert httpx.get(url, timeout=10).status_code == 200
-        while not any("GET /x" in x for x in seen):
+        assert httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10).status_code == 200
+        while not any(marker in x for x in seen):
             seen.append(lines.get(timeout=30))
     finally:
         server.terminate()
@@ -442,6 +443,13 @@ def test_uvicorn_access_log_is_json_and_redacted(tmp_path: Path) -> None:
         reader.join(10)
     while not lines.empty():
         seen.append(lines.get())
+    return seen, err
+
+
+def test_uvicorn_access_log_is_json_and_redacted(tmp_path: Path) -> None:
+    query = "?email=alice.smith%40example.com&card=4111111111111111"
+    argv = [sys.executable, "-c", textwrap.dedent(UVICORN_APP)]
+    seen, err = served_lines(tmp_path, argv, f"/x{query}", "GET /x")
     out = "".join(seen)
     assert_clean(out + err, "uvicorn's output")
     assert "alice.smith%40example.com" not in out + err
@@ -453,36 +461,9 @@ def test_uvicorn_access_log_is_json_and_redacted(tmp_path: Path) -> None:
 
 
 def test_logkit_serve_logs_json_through_the_gate(tmp_path: Path) -> None:
-    import httpx
-
-    from tests.servers import free_port
-
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGKIT_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "logkit", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env={**clean, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert server.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in server.stdout], daemon=True)
-    reader.start()
-    seen: list[str] = []
-    try:
-        while "Uvicorn running" not in (seen[-1] if seen else ""):
-            seen.append(lines.get(timeout=60))
-        url = f"http://127.0.0.1:{port}/healthz?email={EMAIL}&card={CARD.replace(' ', '')}"
-        httpx.get(url, timeout=10)
-        while not any("GET /healthz" in x for x in seen):
-            seen.append(lines.get(timeout=30))
-    finally:
-        server.terminate()
-        _, err = server.communicate(timeout=20)
-        reader.join(10)
+    query = f"?email={EMAIL}&card={CARD.replace(' ', '')}"
+    argv = [sys.executable, "-m", "logkit", "serve", "--port"]
+    seen, err = served_lines(tmp_path, argv, f"/healthz{query}", "GET /healthz")
     assert_clean("".join(seen) + err, "logkit serve's output")
     for line in seen:
         json.loads(line)  # every line is JSON

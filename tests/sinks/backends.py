@@ -24,6 +24,7 @@ def uri_for(kind: str, tmp_path: Path) -> str:
         return f"firestore://logkit-test?root=t{unique}"
     if kind == "bigquery":
         services.require("BIGQUERY_EMULATOR_HOST")
+        services.require("BIGQUERY_STORAGE_EMULATOR_HOST")
         return f"bigquery://logkit-test/ds_{unique}"
     raise ValueError(kind)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from logkit import ConfigError, Event, SinkUnavailable, SinkWriteError
-from logkit.sinks import bigquery
+from logkit.sinks import bigquery, bigquery_merge
 from logkit.sinks.bigquery import SCHEMA, BigQueryBackend, Target, parse_uri
 from logkit.sinks.protocols import ROLE_TABLES, Query, Role, Selector
 from logkit.sinks.registry import open_backend
@@ -60,6 +60,16 @@ def backend(empty: BigQueryBackend) -> BigQueryBackend:
     return empty
 
 
+@pytest.fixture
+def merging(tmp_path: Path) -> Iterator[BigQueryBackend]:
+    """A backend on today's former write path, one MERGE job per batch (``?write=merge``)."""
+    backend = BigQueryBackend.from_uri(uri_for("bigquery", tmp_path) + "?write=merge")
+    assert backend.check_schema(create=True) == []
+    yield backend
+    backend.client.delete_dataset(backend.dataset_id, delete_contents=True, not_found_ok=True)
+    backend.close()
+
+
 # --- URI --------------------------------------------------------------------------------------
 
 
@@ -69,6 +79,8 @@ def test_uri_with_defaults_and_with_options() -> None:
         Target("my-project-42", "Logs", "europe-west1", 2.5)
     )
     assert parse_uri("bigquery://example.com:my-project/ds").project == "example.com:my-project"
+    assert parse_uri("bigquery://logkit-test/ds_1").write == "storage"
+    assert parse_uri("bigquery://logkit-test/ds_1?write=merge").write == "merge"
 
 
 @pytest.mark.parametrize(
@@ -93,6 +105,7 @@ def test_uri_with_defaults_and_with_options() -> None:
         ("bigquery://logkit-test/ds?timeout=inf", "timeout"),
         ("bigquery://logkit-test/ds?location=", "location"),
         ("bigquery://logkit-test/ds?location=eu%27%3B", "location"),
+        ("bigquery://logkit-test/ds?write=insertall", "write must be"),
     ],
 )
 def test_bad_uris_are_config_errors(uri: str, says: str) -> None:
@@ -135,13 +148,16 @@ def closed_port() -> int:
 
 def test_unreachable_backend_is_unavailable_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("BIGQUERY_STORAGE_EMULATOR_HOST", f"127.0.0.1:{closed_port()}")
     backend = BigQueryBackend.from_uri("bigquery://logkit-test/ds_down?timeout=1")
+    merging = BigQueryBackend.from_uri("bigquery://logkit-test/ds_down?timeout=1&write=merge")
     store = backend.store(Role.TIMELINE)
     secret = ev(1, payload={"card": "4111-1111-1111-1111"})
-    big = [ev(i) for i in range(bigquery.SMALL_BATCH_ROWS + 1)]
+    big = [ev(i) for i in range(bigquery_merge.SMALL_BATCH_ROWS + 1)]
     calls = {
         "write": lambda: store.write([secret]),
-        "staged write": lambda: store.write(big),
+        "merge write": lambda: merging.store(Role.TIMELINE).write([secret]),
+        "staged merge write": lambda: merging.store(Role.TIMELINE).write(big),
         "query": lambda: store.query(Query(tenant_id="t_acme")),
         "delete": lambda: store.delete(Selector(tenant_id="t_acme")),
         "check_schema": lambda: backend.check_schema(create=True),
@@ -153,6 +169,7 @@ def test_unreachable_backend_is_unavailable_quickly(monkeypatch: pytest.MonkeyPa
         assert time.monotonic() - started < 5, name  # bounded by the 1 s timeout, no retry loop
         assert "4111" not in str(info.value) and info.value.__cause__ is not None
     backend.close()
+    merging.close()
 
 
 def test_driver_errors_map_onto_logkit_errors() -> None:
@@ -239,10 +256,11 @@ def tables(backend: BigQueryBackend) -> set[str]:
     return {t.table_id for t in backend.client.list_tables(backend.dataset_id)}
 
 
-def test_staged_writes_stay_idempotent_and_leave_no_staging_table(
-    backend: BigQueryBackend,
+def test_staged_merges_stay_idempotent_and_leave_no_staging_table(
+    merging: BigQueryBackend,
 ) -> None:
-    n = bigquery.SMALL_BATCH_ROWS * 3
+    backend = merging
+    n = bigquery_merge.SMALL_BATCH_ROWS * 3
     events = [ev(i, run_id="run_big") for i in range(n)]
     more = [ev(n + i, run_id="run_big") for i in range(n // 2)]
     store = backend.store(Role.TIMELINE)
@@ -257,8 +275,9 @@ def test_staged_writes_stay_idempotent_and_leave_no_staging_table(
     assert tables(backend) == set(ROLE_TABLES.values())
 
 
-def test_concurrent_staged_writers_keep_their_own_rows(backend: BigQueryBackend) -> None:
-    n = bigquery.SMALL_BATCH_ROWS * 2
+def test_concurrent_staged_mergers_keep_their_own_rows(merging: BigQueryBackend) -> None:
+    backend = merging
+    n = bigquery_merge.SMALL_BATCH_ROWS * 2
     batches = [[ev(i, run_id=f"run_{w}") for i in range(n)] for w in range(4)]
     store, failures = backend.store(Role.TIMELINE), []
 
@@ -279,7 +298,10 @@ def test_concurrent_staged_writers_keep_their_own_rows(backend: BigQueryBackend)
     assert count(backend) == 4 * n
 
 
-def test_a_batch_across_midnight_is_deduplicated_on_both_days(backend: BigQueryBackend) -> None:
+def test_a_merge_across_midnight_is_deduplicated_on_both_days(
+    merging: BigQueryBackend,
+) -> None:
+    backend = merging
     midnight = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
     events = [ev(i, ts=midnight + dt.timedelta(minutes=i - 3)) for i in range(6)]
     store = backend.store(Role.TIMELINE)

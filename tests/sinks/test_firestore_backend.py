@@ -63,8 +63,11 @@ def test_good_uris(uri: str, expected: Settings) -> None:
         ("firestore://my-project?timeout=soon", "timeout must be"),
         ("firestore://my-project?timeout=nan", "timeout must be"),
         ("firestore://my-project?timeout=inf", "timeout must be"),
-        ("firestore://my-project?roots=x", "root, database and timeout"),
-        ("firestore://my-project?root=a&root=b", "root, database and timeout"),
+        ("firestore://my-project?roots=x", "root, database, timeout"),
+        ("firestore://my-project?root=a&root=b", "root, database, timeout"),
+        ("firestore://my-project?lanes=yes", "lanes must be"),
+        ("firestore://my-project?append=batch", "append must be"),
+        ("firestore://my-project?lanes=writer&append=record", "lanes need the block"),
         ("firestore://my-project?root", "parameters must look like"),
     ],
 )

@@ -19,13 +19,33 @@ from tests.conftest import SCOPE
 from tests.proxy import TcpProxy
 
 
+class Proxies:
+    """The emulator's REST port (jobs: reads, deletes) and gRPC port (Storage Write API)."""
+
+    def __init__(self, *proxies: TcpProxy) -> None:
+        self.proxies = proxies
+
+    def cut(self) -> None:
+        for proxy in self.proxies:
+            proxy.cut()
+
+    def restore(self) -> None:
+        for proxy in self.proxies:
+            proxy.restore()
+
+
 @pytest.fixture
-def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
-    target = urlparse(services.require("BIGQUERY_EMULATOR_HOST"))
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80).start()
-    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://{proxy.address}")
-    yield proxy
-    proxy.cut()
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxies]:
+    rest = urlparse(services.require("BIGQUERY_EMULATOR_HOST"))
+    grpc_host, _, grpc_port = services.require("BIGQUERY_STORAGE_EMULATOR_HOST").rpartition(":")
+    proxies = Proxies(
+        TcpProxy(rest.hostname or "127.0.0.1", rest.port or 80).start(),
+        TcpProxy(grpc_host, int(grpc_port)).start(),
+    )
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://{proxies.proxies[0].address}")
+    monkeypatch.setenv("BIGQUERY_STORAGE_EMULATOR_HOST", proxies.proxies[1].address)
+    yield proxies
+    proxies.cut()
 
 
 def all_events(runtime: Any, role: Role) -> list[logkit.Event]:
@@ -39,7 +59,7 @@ def all_events(runtime: Any, role: Role) -> list[logkit.Event]:
 
 
 def test_bigquery_outage_mid_stream_loses_nothing(
-    proxy: TcpProxy, configured: Any, tmp_path: Path
+    proxy: Proxies, configured: Any, tmp_path: Path
 ) -> None:
     dataset = f"outage_{uuid.uuid4().hex[:12]}"
     runtime = configured(

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp,redis]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,7 +33,7 @@ browser:
 test-only: $(STAMP)
 	$(BIN)/python -m pytest
 
-## Start the Firestore and BigQuery emulators; addresses go to .logkit/services.env.
+## Start the Firestore and BigQuery emulators and redis-server; addresses go to .logkit/services.env.
 services:
 	bash scripts/services.sh start
 
@@ -52,11 +52,11 @@ format: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,gcp,stream,otlp,redis,bench]"
 	touch $(BENCH_STAMP)
 
-## Benchmarks: one line per figure (the sink, scale and OTel benchmarks use the emulators
-## and Phoenix).
+## Benchmarks: one line per figure (the stream, sink, scale and OTel benchmarks use the
+## services: redis-server, the emulators and Phoenix).
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/emit.py
@@ -64,9 +64,9 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/dsar.py
 	$(BIN)/python bench/codemod.py
-	$(BIN)/python bench/stream.py
 	bash scripts/services.sh start
-	status=0; $(BIN)/python bench/sinks.py || status=$$?; \
+	status=0; $(BIN)/python bench/stream.py || status=$$?; \
+	  $(BIN)/python bench/sinks.py || status=$$?; \
 	  $(BIN)/python bench/scale.py || status=$$?; \
 	  $(BIN)/python bench/otel.py || status=$$?; \
 	  bash scripts/services.sh stop; exit $$status

@@ -2,7 +2,8 @@
 a real round trip to each backend within a time bound.
 
 Lines: one per store role (resolved, durable outside dev, able to hold the role, a probe written,
-read back and deleted), then the redaction key (present, and a probe value really redacted),
+read back and deleted), the live feed when one is configured (a probe appended, read back and
+removed), then the redaction key (present, and a probe value really redacted),
 the audit checkpoint keys (readable and parseable), the sealed-payload key provider (reachable:
 the probe subject's key fetched), the service scope and the contract policy. Configure and
 check-sinks call the same validators (:func:`validate_startup`), so a config that passes here
@@ -25,8 +26,8 @@ from typing import Any, TypeVar
 from logkit.config import Settings
 from logkit.envelope import PROBE_TENANT, Env, Event, EventType
 from logkit.errors import ConfigError, LogkitError
-from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, Query, Role, Selector
-from logkit.sinks.registry import backend_class, open_backend
+from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, LiveFeed, Query, Role, Selector
+from logkit.sinks.registry import backend_class, offers_feed, open_backend, open_feed
 
 T = TypeVar("T")
 
@@ -204,6 +205,36 @@ def check_role(
     return SinkCheck(role.value, "sink", True, backend.describe(), uri, latency, note=note)
 
 
+def check_feed(settings: Settings, uri: str, timeout: float) -> SinkCheck:
+    """The live feed ([sinks] feed): a probe appended to the probe tenant's feed, read back
+    after the feed's newest position, and removed again."""
+    started = time.perf_counter()
+    try:
+        if not offers_feed(uri):
+            problem = f"{backend_class(uri).scheme} cannot be the live feed"
+            return SinkCheck("feed", "sink", False, uri=uri, problem=problem)
+        feed = bounded(lambda: open_feed(uri, settings.stream), timeout)
+    except LogkitError as exc:
+        return SinkCheck("feed", "sink", False, uri=uri, problem=_one_line(exc))
+    try:
+        bounded(lambda: feed_round_trip(feed, probe_event(settings, Role.TIMELINE)), timeout)
+    except LogkitError as exc:
+        return SinkCheck("feed", "sink", False, feed.describe(), uri, problem=_one_line(exc))
+    finally:
+        with contextlib.suppress(Exception):
+            feed.close()
+    return SinkCheck("feed", "sink", True, feed.describe(), uri, _ms_since(started))
+
+
+def feed_round_trip(feed: LiveFeed, probe: Event) -> None:
+    _, newest = feed.feed_bounds(PROBE_TENANT)
+    feed.append([probe])
+    rows, _ = feed.feed_after(PROBE_TENANT, newest, run_id=PROBE_RUN, limit=10_000)
+    if not any(probe.event_id in row.body for row in rows):
+        raise LogkitError("the probe event was appended but could not be read back")
+    feed.delete(Selector(tenant_id=PROBE_TENANT, event_ids=(probe.event_id,)))
+
+
 def check_redaction(settings: Settings) -> SinkCheck:
     """The gate configure() builds, and a probe value through it: the key is there and works."""
     from logkit.redaction.policy import build_gate
@@ -292,6 +323,8 @@ def check_sinks(
         for backend in backends.values():
             with contextlib.suppress(Exception):  # a broken client must not hide the report
                 backend.close()
+    if settings.sinks.feed is not None:
+        lines.append(check_feed(settings, settings.sinks.feed, timeout))
     lines.append(check_redaction(settings))
     lines.append(check_audit_keys(settings))
     lines.append(check_sealing(settings, timeout))

@@ -39,6 +39,10 @@ class SinksConfig(BaseModel):
     timeline: str | None = None
     audit: str | None = None
     cost: str | None = None
+    # The live feed every writing process appends to and every `logkit serve` replica reads:
+    # redis://HOST:PORT/DB or rediss://... (Redis Streams; docs/stream.md). Unset: the stream
+    # reads the timeline store itself (SQLite), within one machine.
+    feed: str | None = None
 
     def uri(self, role: Role) -> str | None:
         value: str | None = getattr(self, Role(role).value)
@@ -165,6 +169,23 @@ class StreamConfig(BaseModel):
     poll_max_s: float = Field(0.5, gt=0, le=5)
     # Rows per store read, when catching up and when tailing.
     page_size: int = Field(2_000, ge=1, le=10_000)
+    # --- the Redis feed ([sinks] feed) --------------------------------------------------------
+    # Each tenant's stream keeps about this many entries (XADD's approximate MAXLEN) ...
+    feed_maxlen: int = Field(100_000, ge=0)  # 0: no length limit
+    # ... and entries younger than this (approximate MINID trimming); older cursors resume
+    # from the timeline store.
+    feed_max_age_s: float = Field(3_600.0, ge=0)  # 0: no age limit
+    # The password when the URI has none (LOGKIT_STREAM__FEED_PASSWORD), or a file with it.
+    feed_password: SecretStr | None = None
+    feed_password_file: Path | None = None
+    # Events waiting for the feed in a writing process; beyond it they are dropped from the
+    # feed (counted, marked as a gap), never from the stores, and emit never waits.
+    feed_queue: int = Field(50_000, ge=1)
+    # Bound on one Redis command (connect, append, read) so an unreachable Redis costs the
+    # feed's own thread this much, never the caller.
+    feed_timeout_s: float = Field(1.0, gt=0, le=30)
+    # A blocking read returns at least this often (XREAD BLOCK), to notice a dead connection.
+    feed_block_s: float = Field(5.0, gt=0, le=60)
 
 
 class ServiceConfig(BaseModel):

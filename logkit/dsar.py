@@ -360,6 +360,8 @@ def delete(
         for role in ROLES:
             if role in runtime.stores:
                 _add_outcome(result, _erase_from(runtime, role, subject, result))
+        if runtime.feed is not None:  # the live feed's window holds copies too
+            _add_outcome(result, _erase_from_feed(runtime, subject, dry_run))
         result.keys_destroyed += _shred_key(runtime, tenant_id, form, dry_run)
         result.dead_letters_deleted += runtime.spool.purge_dead(tenant_id, form, dry_run=dry_run)
     if not dry_run:
@@ -430,6 +432,17 @@ def _erase_from(
         else:
             store = runtime.stores[role]
             outcome.count = store.count(subject) if dry_run else store.delete(subject)
+    except SinkError as exc:
+        outcome.error = str(exc)
+    return outcome
+
+
+def _erase_from_feed(runtime: Runtime, subject: Selector, dry_run: bool) -> StoreOutcome:
+    feed = runtime.feed
+    assert feed is not None
+    outcome = StoreOutcome("feed", feed.describe(), "delete")
+    try:
+        outcome.count = feed.count(subject) if dry_run else feed.delete(subject)
     except SinkError as exc:
         outcome.error = str(exc)
     return outcome

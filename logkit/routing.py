@@ -6,6 +6,9 @@
 | audit | audit and timeline |
 | cost | cost and timeline |
 | stream | none: live stream only |
+
+With a live feed (``[sinks] feed``), every event the timeline gets and every stream-class
+event also goes to the feed writer (:mod:`logkit.feeding`).
 """
 
 from __future__ import annotations
@@ -28,14 +31,26 @@ class Submitter(Protocol):
     def submit(self, event: Event) -> None: ...
 
 
-class Router:
-    """A pipeline output: hands each event to the dispatcher of every role it belongs in."""
+def fed(storage: StorageClass) -> bool:
+    """Whether the live feed carries a storage class: what the timeline gets, and ``stream``."""
+    return storage is StorageClass.STREAM or Role.TIMELINE in ROUTES[storage]
 
-    def __init__(self, dispatchers: Mapping[Role, Submitter]) -> None:
+
+class Router:
+    """A pipeline output: hands each event to the dispatcher of every role it belongs in, and
+    to the live feed (when one is configured) beside them."""
+
+    def __init__(
+        self, dispatchers: Mapping[Role, Submitter], feed: Submitter | None = None
+    ) -> None:
         self.dispatchers = dict(dispatchers)
-        # Resolved once: the router runs for every event.
+        # Resolved once: the router runs for every event. The feed goes first: its queue never
+        # waits, and a store submit may (durability = "spool").
         self._targets: dict[StorageClass, tuple[Callable[[Event], None], ...]] = {
-            storage: tuple(self.dispatchers[role].submit for role in roles)
+            storage: (
+                *((feed.submit,) if feed is not None and fed(storage) else ()),
+                *(self.dispatchers[role].submit for role in roles),
+            )
             for storage, roles in ROUTES.items()
         }
 

@@ -26,13 +26,14 @@ from logkit.contract import set_contract_policy
 from logkit.dispatch import Dispatcher
 from logkit.envelope import Env, warm_up
 from logkit.errors import ConfigError, LogkitError
+from logkit.feeding import FeedWriter
 from logkit.pipeline import PIPELINE
 from logkit.redaction.gate import set_redactor
 from logkit.redaction.policy import key_provider
 from logkit.redaction.sealing import KeyProvider
 from logkit.routing import Router
-from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, EventStore, Role
-from logkit.sinks.registry import backend_class, open_backend
+from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, EventStore, LiveFeed, Role
+from logkit.sinks.registry import backend_class, offers_feed, open_backend, open_feed
 from logkit.spool import Spool
 from logkit.spooldir import Adopter, FileClaim, own_spool
 
@@ -58,6 +59,9 @@ class Runtime:
     adopter: Adopter | None = None
     # [export] otlp: a pipeline output beside the router (logkit.export).
     exporter: OtlpExporter | None = None
+    # With [sinks] feed: the live feed (Redis Streams) and the writer the router feeds.
+    feed: LiveFeed | None = None
+    feed_writer: FeedWriter | None = None
 
     def describe(self, role: Role) -> str:
         """The role's backend in one credential-free line (for reports and errors)."""
@@ -68,10 +72,10 @@ class Runtime:
     def flush(self, timeout: float | None = None) -> bool:
         """Drain every dispatcher; ``timeout`` bounds the whole flush, not each dispatcher."""
         deadline = Deadline(timeout)
-        flushed = all([d.flush(deadline.left()) for d in self.dispatchers.values()])
-        if self.exporter is not None:
-            flushed = self.exporter.flush(deadline.left()) and flushed
-        return flushed
+        stored = all([d.flush(deadline.left()) for d in self.dispatchers.values()])
+        fed = self.feed_writer is None or self.feed_writer.flush(deadline.left())
+        exported = self.exporter is None or self.exporter.flush(deadline.left())
+        return stored and fed and exported
 
     def close(self, timeout: float | None = None) -> bool:
         """Spool what is unacknowledged (within ``shutdown_spool_s``), drain for the rest of
@@ -79,7 +83,11 @@ class Runtime:
         if self.adopter is not None:
             self.adopter.stop()
         deadline = Deadline(timeout)
+        if self.feed_writer is not None:  # a live view: a short bound, the stores come first
+            self.feed_writer.close(min(timeout or 1.0, self.settings.stream.feed_timeout_s))
         drained = close_all(list(self.dispatchers.values()), timeout)
+        if self.feed is not None:
+            self.feed.close()
         if self.exporter is not None:  # a copy: what it cannot send in time is counted, not kept
             self.exporter.close(deadline.left())
         for backend in self.backends.values():
@@ -119,11 +127,16 @@ def validate_sinks(settings: Settings) -> dict[Role, str]:
             problems.append(f"no sink configured for role {role.value!r}")
             continue
         cls = backend_class(uri)
-        if role is Role.AUDIT and not getattr(cls, "chains", False):
+        if role not in cls.roles:
+            problems.append(f"{cls.scheme} cannot hold the {role.value} role")
+        elif role is Role.AUDIT and not getattr(cls, "chains", False):
             problems.append(AUDIT_NEEDS_CHAINS.format(scheme=cls.scheme))
         if settings.env is not Env.DEV and not cls.durable:
             problems.append(f"role {role.value!r} uses non-durable {uri!r} in {settings.env.value}")
         uris[role] = uri
+    feed = settings.sinks.feed
+    if feed is not None and not offers_feed(feed):
+        problems.append(f"sinks.feed: {backend_class(feed).scheme} cannot be the live feed")
     if problems:
         raise ConfigError("; ".join(problems))
     return uris
@@ -141,16 +154,22 @@ def build(settings: Settings) -> Runtime:
         role: Dispatcher(f"{uri}#{role.value}", stores[role], spool, settings.dispatch)
         for role, uri in uris.items()
     }
+    feed = writer = None
+    if settings.sinks.feed is not None:
+        feed = open_feed(settings.sinks.feed, settings.stream)
+        writer = FeedWriter(feed, settings.stream)
     runtime = Runtime(
         settings,
         backends,
         stores,
         dispatchers,
-        Router(dispatchers),
+        Router(dispatchers, writer),
         spool,
         uris,
         key_provider(settings),
         spool_claim=claim,
+        feed=feed,
+        feed_writer=writer,
     )
     if settings.export.otlp is not None:
         from logkit.export.otlp import OtlpExporter

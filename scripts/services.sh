@@ -16,6 +16,7 @@
 #   BIGQUERY_STORAGE_EMULATOR_HOST=127.0.0.1:PORT   (gRPC: Storage Write API, AppendRows)
 #   GOOGLE_CLOUD_PROJECT=logkit-test
 #   PHOENIX_URL=http://127.0.0.1:PORT
+#   REDIS_URL=redis://127.0.0.1:PORT/0   (redis-server, the live feed; AOF on)
 # Everything binds to 127.0.0.1 only. Nothing is installed outside the repo.
 #
 # Knobs (env): PYTHON (interpreter for the venv, default python3),
@@ -407,6 +408,79 @@ kill_service() {  # kill_service NAME
   rm -f "$(pidfile "$name")" "$(portfile "$name")" "$(grpcportfile "$name")"
 }
 
+# ------------------------------------------------------------------ redis ---
+# The live feed's Redis (issue 17): Debian's redis-server, installed as root with apt-get like
+# scripts/install-chromium.sh, started on a free loopback port in a temp dir of its own under
+# .logkit/ (removed by `stop`) with AOF on (appendfsync everysec); REDIS_URL goes to services.env.
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 && return 0
+  [[ "$(id -u)" -eq 0 ]] || die "redis-server is missing and installing it needs root: sudo apt-get install redis-server"
+  log "installing Debian's redis-server (once) for the live feed tests..."
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  command -v redis-server >/dev/null 2>&1 || die "redis-server did not install"
+}
+
+redis_pid() {  # the pid in the pidfile, if it is our redis-server (a recycled pid is not)
+  local pid cmd
+  pid="$(cat "$STATE_DIR/redis.pid" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  cmd="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)"
+  [[ "$cmd" == *redis-server* ]] || return 1
+  echo "$pid"
+}
+
+redis_ping() { redis-cli -h "$HOST" -p "$1" ping 2>/dev/null | grep -q PONG; }
+
+start_redis() {
+  ensure_redis
+  local port dir t0 i
+  if redis_pid >/dev/null && [[ -f "$STATE_DIR/redis.port" ]] \
+     && redis_ping "$(cat "$STATE_DIR/redis.port")"; then
+    log "redis already running on $HOST:$(cat "$STATE_DIR/redis.port")"
+    return 0
+  fi
+  stop_redis
+  dir="$(mktemp -d "$LOGKIT_DIR/redis.XXXXXX")"
+  echo "$dir" > "$STATE_DIR/redis.dir"
+  port="$(free_ports 1)"; t0="$(now)"
+  redis-server --bind "$HOST" --port "$port" --dir "$dir" --daemonize yes \
+    --pidfile "$STATE_DIR/redis.pid" --logfile "$dir/redis.log" \
+    --appendonly yes --appendfsync everysec --save "" >/dev/null
+  for i in $(seq 1 100); do
+    redis_ping "$port" && break
+    sleep 0.1
+  done
+  if ! redis_ping "$port"; then
+    tail -n 20 "$dir/redis.log" >&2 || true
+    return 1
+  fi
+  echo "$port" > "$STATE_DIR/redis.port"
+  log "redis ready on $HOST:$port in $(elapsed "$t0")s (AOF in $dir)"
+}
+
+stop_redis() {
+  local pid i dir
+  if pid="$(redis_pid)"; then
+    log "stopping redis (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+      redis_pid >/dev/null || break
+      sleep 0.1
+    done
+  fi
+  dir="$(cat "$STATE_DIR/redis.dir" 2>/dev/null || true)"
+  [[ -n "$dir" && "$dir" == "$LOGKIT_DIR"/redis.* ]] && rm -rf "$dir"
+  rm -f "$STATE_DIR/redis.port" "$STATE_DIR/redis.dir" "$STATE_DIR/redis.pid"
+}
+
+write_redis_env() {
+  if [[ -f "$STATE_DIR/redis.port" ]]; then
+    echo "REDIS_URL=redis://$HOST:$(cat "$STATE_DIR/redis.port")/0" >> "$ENV_FILE"
+  fi
+}
+# ------------------------------------------------------------- redis end ---
+
 # ---------------------------------------------------------------- commands ---
 
 start_one() {  # start_one NAME -> ensures running, leaves port in portfile
@@ -485,11 +559,13 @@ cmd_start() {
   start_one firestore || rc=1
   start_one bigquery || rc=1
   start_one phoenix || rc=1
+  start_redis || rc=1
   if (( rc != 0 )); then
     rm -f "$ENV_FILE"
     die "emulator startup failed (see logs in $STATE_DIR); run 'bash scripts/services.sh stop' to clean up"
   fi
   write_env
+  write_redis_env
   log "wrote $ENV_FILE:"
   sed 's/^/    /' "$ENV_FILE" >&2
 }
@@ -498,6 +574,7 @@ cmd_stop() {
   kill_service firestore
   kill_service bigquery
   kill_service phoenix
+  stop_redis
   rm -f "$ENV_FILE"
   log "stopped"
 }

@@ -36,7 +36,7 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
         import uvicorn
 
         from logkit.stream import create_app, load_authorizer
-        from logkit.stream.app import timeline_feed
+        from logkit.stream.app import stream_sources
     except ImportError as exc:
         fail(f"the stream needs its extra: pip install 'logkit[stream]' ({exc.name} is missing)")
     import logkit
@@ -47,7 +47,7 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
     try:
         runtime = logkit.configure(config)
         check = load_authorizer(authorizer) if authorizer else None
-        timeline_feed(runtime)
+        stream_sources(runtime)
     except ConfigError as exc:
         fail(str(exc))
     if check is None and runtime.settings.env is not Env.DEV and not trust_headers:
@@ -56,8 +56,11 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
             "or --trust-headers if a gateway in front sets X-Tenant-Id"
         )
     app = create_app(authorizer=check, config=runtime.settings.stream)
+    source = runtime.uris[Role.TIMELINE]
+    if runtime.feed is not None:
+        source = f"the live feed ({runtime.feed.describe()}) over {runtime.describe(Role.TIMELINE)}"
     typer.echo(
-        f"logkit: streaming {runtime.uris[Role.TIMELINE]} on http://{host}:{port}/events "
+        f"logkit: streaming {source} on http://{host}:{port}/events "
         f"(SSE) and ws://{host}:{port}/ws",
         err=True,
     )

@@ -22,9 +22,10 @@ def check_sinks(
     """Check what start-up checks for the env, line by line, and round-trip a probe per store.
 
     Lines: each store role (durable outside dev, a probe written, read back, deleted), the
-    redaction key, the audit checkpoint keys, the sealed-payload key provider, the service
-    scope and the contract policy. Exit 0 when every line passes, 1 when one fails, 2 on a
-    usage or config error.
+    live feed when [sinks] feed is set (a probe appended, read back, removed), the redaction
+    key, the audit checkpoint keys, the sealed-payload key provider, the service scope and the
+    contract policy. Exit 0 when every line passes, 1 when one fails, 2 on a usage or config
+    error.
     """
     from logkit.checks import check_sinks as run_checks
     from logkit.config import load_settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
@@ -86,12 +86,22 @@ class EventStore(Protocol):
         ...
 
 
+ROW_EVENT = "event"
+ROW_EPHEMERAL = "ephemeral"  # a stream-class event: live only, never stored, never replayed
+ROW_GAP = "gap"  # events of the tenant are missing from the feed here (its writer dropped them)
+
+
 class FeedRow(NamedTuple):
     """One stored event at its position in its tenant's feed: what the live stream sends."""
 
     position: int  # in the tenant's own position space
     tenant_id: str
     body: str  # the event's JSON as stored (already through the redaction gate)
+    # The event's (ts, event_id) as the stores' paging cursor (logkit.sinks.cursor), when the
+    # feed is not the store: a stream cursor that outlives the feed's window resumes from the
+    # timeline store with it. None from a feed that is the store (SQLite, memory).
+    hint: str | None = None
+    kind: str = ROW_EVENT
 
 
 @runtime_checkable
@@ -138,6 +148,68 @@ class Feed(Protocol):
         position was scanned.
         """
         ...
+
+
+class Tail(Protocol):
+    """A blocking reader of several tenants' feeds at once (one per stream server)."""
+
+    def wait(
+        self, heads: Mapping[str, int], *, limit: int, timeout_s: float
+    ) -> dict[str, list[FeedRow]]:
+        """Rows after each tenant's head, at most ``limit`` per tenant, in position order;
+        blocks until there is one or ``timeout_s`` passed (then ``{}``), or :meth:`interrupt`.
+
+        Returns stream-class events (``kind="ephemeral"``) and gap markers too.
+        """
+        ...
+
+    def interrupt(self) -> None:
+        """Make a ``wait`` in progress (or the next one) return at once. Any thread may call."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LiveFeed(Feed, Protocol):
+    """A feed of its own beside the stores (Redis Streams), written by every writing process.
+
+    It keeps a window of each tenant's events (trimmed by length and age), carries stream-class
+    events and gap markers beside stored events, and is tailed by blocking reads instead of
+    polling. Rows carry the event's store ``hint``, so a cursor older than the window resumes
+    from the timeline store, which stays the source of truth.
+    """
+
+    def append(
+        self, events: Sequence[Event], gaps: Mapping[str, tuple[int, int]] | None = None
+    ) -> None:
+        """Append ``events`` to their tenants' feeds; an event_id the tenant's window holds is
+        not appended again. ``gaps``: per tenant, (how many events were dropped before these,
+        the earliest ts of them in microseconds): a gap marker goes first, its body
+        ``{"dropped": n, "since_us": ts}``. Raises SinkUnavailable / SinkWriteError."""
+        ...
+
+    def feed_positions(self, tenant_id: str, event_ids: Sequence[str]) -> dict[str, int]:
+        """The positions of those of ``event_ids`` the tenant's window still holds."""
+        ...
+
+    def tail(self) -> Tail:
+        """A new blocking reader (its own connection)."""
+        ...
+
+    def delete(self, selector: Selector) -> int:
+        """Remove the selected events from the window (DSAR erasure reaches the feed too)."""
+        ...
+
+    def count(self, selector: Selector) -> int:
+        """How many events ``delete`` would remove."""
+        ...
+
+    def describe(self) -> str:
+        """A one-line, credential-free description."""
+        ...
+
+    def close(self) -> None: ...
 
 
 COLUMN_NAMES = ("event_id", "tenant_id", "run_id", "user_id", "event_type", "ts_us")

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from logkit.errors import ConfigError
 from logkit.sinks.protocols import Backend
+
+if TYPE_CHECKING:
+    from logkit.config import StreamConfig
+    from logkit.sinks.protocols import LiveFeed
 
 GROUP = "logkit.sinks"
 
@@ -44,12 +48,30 @@ def backend_class(uri: str) -> type[Backend]:
     try:
         return cast(type[Backend], ep.load())
     except ImportError as exc:
+        extra = _EXTRAS.get(scheme, "gcp")
         raise ConfigError(
             f"the {scheme!r} backend cannot be imported ({exc.name or exc}); "
-            f"install logkit's extra: pip install 'logkit[gcp]'"
+            f"install logkit's extra: pip install 'logkit[{extra}]'"
         ) from exc
+
+
+_EXTRAS = {"redis": "redis", "rediss": "redis"}
 
 
 def open_backend(uri: str) -> Backend:
     """Build the backend a URI names (the cloud SDK, if any, is imported here)."""
     return backend_class(uri).from_uri(uri)
+
+
+def open_feed(uri: str, config: StreamConfig) -> LiveFeed:
+    """The live feed a URI names (``[sinks] feed``); ConfigError for a backend without one."""
+    cls = backend_class(uri)
+    opener = getattr(cls, "open_feed", None)
+    if opener is None:
+        raise ConfigError(f"{cls.scheme} cannot be the live feed (redis:// can)")
+    feed: LiveFeed = opener(uri, config)
+    return feed
+
+
+def offers_feed(uri: str) -> bool:
+    return getattr(backend_class(uri), "open_feed", None) is not None

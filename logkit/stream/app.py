@@ -21,11 +21,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from logkit.config import StreamConfig
-from logkit.errors import ConfigError, ContractError
+from logkit.errors import ConfigError, ContractError, SinkError
 from logkit.pipeline import PIPELINE
 from logkit.principal import Principal, Unauthorized
 from logkit.runtime import Runtime, ensure_configured
-from logkit.sinks.protocols import Feed, Role
+from logkit.sinks.protocols import EventStore, Feed, Role
 from logkit.stream.auth import Authorizer, authorize, header_authorizer
 from logkit.stream.filters import StreamFilter
 from logkit.stream.hub import Delivery, Hub, Reset, Subscription
@@ -40,9 +40,14 @@ class StreamServer:
     """What the routes share: the feed, the hub, the authorizer and the settings."""
 
     def __init__(
-        self, feed: Feed | None, authorizer: Authorizer, config: StreamConfig | None
+        self,
+        feed: Feed | None,
+        authorizer: Authorizer,
+        config: StreamConfig | None,
+        store: EventStore | None = None,
     ) -> None:
         self._feed = feed
+        self._store = store
         self.authorizer = authorizer
         self._config = config
         self.hub: Hub | None = None
@@ -60,18 +65,20 @@ class StreamServer:
         async with self._lock:
             if self.hub is None:
                 runtime = None
-                feed = self._feed
+                feed, store = self._feed, self._store
                 if feed is None:
                     runtime = await asyncio.to_thread(ensure_configured)
                     self._config = self._config or runtime.settings.stream
-                    feed = timeline_feed(runtime)
-                hub = Hub(feed, self.config)
+                    feed, store = stream_sources(runtime)
+                hub = Hub(feed, self.config, store)
                 await hub.start()
-                # This process's stream-class events go live; its stored batches wake the hub.
-                PIPELINE.add_output(hub.publish)
-                if runtime is not None:
-                    self._woken_by = runtime.dispatchers[Role.TIMELINE].on_stored
-                    self._woken_by.append(hub.wake)
+                if not hub.live:
+                    # This process's stream-class events go live; its stored batches wake the
+                    # hub. (A live feed carries both itself, to every replica.)
+                    PIPELINE.add_output(hub.publish)
+                    if runtime is not None:
+                        self._woken_by = runtime.dispatchers[Role.TIMELINE].on_stored
+                        self._woken_by.append(hub.wake)
                 self.hub = hub
         return self.hub
 
@@ -100,14 +107,23 @@ class StreamServer:
         return subscription
 
 
+def stream_sources(runtime: Runtime) -> tuple[Feed, EventStore | None]:
+    """What the stream reads: the live feed ([sinks] feed) with the timeline store behind it
+    for older cursors, or else the timeline store itself, which must number its events."""
+    if runtime.feed is not None:
+        return runtime.feed, runtime.stores[Role.TIMELINE]
+    return timeline_feed(runtime), None
+
+
 def timeline_feed(runtime: Runtime) -> Feed:
     """The runtime's timeline store as the stream's feed; ConfigError if it has no positions."""
     store = runtime.stores[Role.TIMELINE]
     if not isinstance(store, Feed):
         scheme = runtime.uris[Role.TIMELINE].split(":", 1)[0]
         raise ConfigError(
-            f"the live stream needs a timeline store that numbers its events (sqlite does); "
-            f"{scheme} does not, so it cannot resume without gaps (see docs/stream.md)"
+            f"the live stream needs a timeline store that numbers its events (sqlite does) or "
+            f'a live feed ([sinks] feed = "redis://..."); {scheme} alone cannot resume '
+            f"without gaps (see docs/stream.md)"
         )
     return store
 
@@ -117,13 +133,16 @@ def create_app(
     feed: Feed | None = None,
     authorizer: Authorizer | None = None,
     config: StreamConfig | None = None,
+    store: EventStore | None = None,
 ) -> Starlette:
-    """The stream app. ``feed`` defaults to the configured timeline store (logkit.configure).
+    """The stream app. ``feed`` defaults to the configured live feed ([sinks] feed) or else the
+    timeline store (logkit.configure); ``store`` is the timeline store that resumes cursors
+    older than a live feed's window (default: the configured one with the default feed).
 
     ``authorizer`` maps a connection to the Principal it may read; the default trusts the
     ``X-Tenant-Id`` / ``X-Project-Id`` headers (put a token-checking one in front in prod).
     """
-    server = StreamServer(feed, authorizer or header_authorizer, config)
+    server = StreamServer(feed, authorizer or header_authorizer, config, store)
 
     async def events(request: Request) -> Response:
         cursor = request.headers.get("last-event-id") or request.query_params.get("cursor")
@@ -133,7 +152,7 @@ def create_app(
             return _problem(401, str(exc))
         except ContractError as exc:
             return _problem(400, str(exc), exc.problems)
-        except ConfigError as exc:
+        except (ConfigError, SinkError) as exc:
             return _problem(503, str(exc))
         c = server.config
         return EventSourceResponse(
@@ -151,6 +170,9 @@ def create_app(
             subscription = await server.subscription(ws, ws.query_params.get("cursor"))
         except (Unauthorized, ContractError, ConfigError) as exc:
             await ws.close(code=_WS_POLICY, reason=str(exc)[:120])
+            return
+        except SinkError as exc:  # the feed cannot be read now: come back later
+            await ws.close(code=_WS_TRY_AGAIN, reason=str(exc)[:120])
             return
         try:
             await ws.accept()

@@ -1,14 +1,12 @@
 """The hub tails the durable feed once per server and fans new rows out to subscriptions.
 
 Positions are per tenant (:class:`~logkit.sinks.protocols.Feed`): the hub keeps one head per
-tenant that has subscribers, reads each such tenant's new rows once per poll and offers them to
-that tenant's subscriptions. A subscription first catches up from the store (from its cursor to
-its tenant's newest position), then takes live rows from the hub. Rows are deduplicated by
-position, a total order within a tenant, so the hand-over between the two never loses or
-repeats an event. A subscription's live buffer is
-bounded: when it fills (a burst, or a reader slower than the writers), the buffer is dropped and
-the subscription catches up from the store again. Memory stays bounded and nothing is missed;
-a reader that stops reading altogether is disconnected by the transport's send timeout and
+tenant that has subscribers, reads each such tenant's new rows once and offers them to that
+tenant's subscriptions (:mod:`logkit.stream.subscription`). A store that is the feed (SQLite)
+is polled, and woken at once by this process's own writes. A feed of its own (Redis,
+:class:`~logkit.sinks.protocols.LiveFeed`) is tailed by one blocking read over every followed
+tenant (XREAD BLOCK): no polling; a tenant that gets its first subscriber interrupts it. A
+reader that stops reading altogether is disconnected by the transport's send timeout and
 resumes from its last event id.
 """
 
@@ -17,75 +15,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
-from typing import Any
-
-import orjson
+import time
 
 from logkit.config import StreamConfig
 from logkit.envelope import Event, StorageClass
-from logkit.sinks.protocols import Feed, FeedRow
-from logkit.stream.cursor import Cursor, parse_cursor
+from logkit.sinks.protocols import ROW_EPHEMERAL, EventStore, Feed, FeedRow, LiveFeed, Tail
+from logkit.stream.deliveries import Delivery, Reset, SharedRow
 from logkit.stream.filters import Principal, StreamFilter
+from logkit.stream.subscription import Subscription
+
+__all__ = ["Delivery", "Hub", "Reset", "Subscription"]
 
 log = logging.getLogger("logkit.stream")
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One event for one subscriber: its cursor and its JSON.
-
-    ``cursor`` is None for a ``stream``-class event: live only, never stored, so it has no
-    position to resume from (and does not move the subscriber's).
-    """
-
-    cursor: Cursor | None
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """The requested cursor cannot be honoured; the stream restarts at ``cursor``."""
-
-    reason: str  # "unknown_cursor" | "expired_cursor"
-    cursor: Cursor
-
-    def json(self) -> str:
-        return orjson.dumps(
-            {
-                "reason": self.reason,
-                "cursor": str(self.cursor),
-                "detail": (
-                    "events before this cursor were removed (retention or erasure); "
-                    "the stream restarts at the oldest event still stored"
-                    if self.reason == "expired_cursor"
-                    else "this cursor is not from this stream; it restarts at the oldest event"
-                ),
-            }
-        ).decode()
-
-
-class _Row:
-    """A fanned-out row, its JSON parsed at most once for all subscribers."""
-
-    __slots__ = ("_fields", "row")
-
-    def __init__(self, row: FeedRow) -> None:
-        self.row = row
-        self._fields: dict[str, Any] | None = None
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        if self._fields is None:
-            self._fields = orjson.loads(self.row.body)
-        return self._fields
+_RETRY_MIN_S = 0.05
+_RETRY_MAX_S = 2.0
+# After an outage, the store fills in from a little before the hub noticed it: writers noticed
+# at their own moment, and stamped events with their own clocks.
+_OUTAGE_MARGIN_S = 5.0
 
 
 class Hub:
-    def __init__(self, feed: Feed, config: StreamConfig) -> None:
+    def __init__(self, feed: Feed, config: StreamConfig, store: EventStore | None = None) -> None:
         self.feed = feed
+        # The timeline store, when the feed is not the store: cursors older than the feed's
+        # window resume from it (logkit.stream.fallback).
+        self.store = store
+        self.block_s = config.feed_block_s
+        self._tail: Tail | None = None
         self.page_size = config.page_size
         self.buffer_events = config.buffer_events
         self.poll_min_s = config.poll_min_s
@@ -101,13 +59,27 @@ class Hub:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.feed_id = await asyncio.to_thread(self.feed.feed_id)
-        self._task = asyncio.create_task(self._run(), name="logkit-stream-hub")
+        if isinstance(self.feed, LiveFeed):
+            self._tail = await asyncio.to_thread(self.feed.tail)
+            self._task = asyncio.create_task(self._run_tail(self._tail), name="logkit-stream-hub")
+        else:
+            self._task = asyncio.create_task(self._run(), name="logkit-stream-hub")
+
+    @property
+    def live(self) -> bool:
+        """Whether the feed carries stream-class events itself (every replica sees them)."""
+        return self._tail is not None
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        tail, self._tail = self._tail, None
+        if tail is not None:  # the blocked read returns at once, then its connection goes
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(tail.interrupt)
+            await asyncio.to_thread(tail.close)
 
     def wake(self) -> None:
         """Something was stored: read now rather than at the next poll. Any thread may call."""
@@ -131,7 +103,7 @@ class Hub:
                 loop.call_soon_threadsafe(self._fan_out_ephemeral, row)
 
     def _fan_out_ephemeral(self, row: FeedRow) -> None:
-        shared = _Row(row)
+        shared = SharedRow(row)
         for subscription in list(self.subscriptions):
             subscription.offer(shared, ephemeral=True)
 
@@ -146,10 +118,18 @@ class Hub:
         A joining subscription calls this before it catches up: its catch-up then reads at
         least up to the head, and the hub offers it everything after.
         """
+        if self._tail is not None:
+            # An idle hub may not have seen Redis lose its data: check before anyone begins.
+            feed_id = await asyncio.to_thread(self.feed.feed_id)
+            if feed_id != self.feed_id:
+                self._recreated(feed_id)
         if tenant_id in self.heads:
             return
         _, newest = await asyncio.to_thread(self.feed.feed_bounds, tenant_id)
         self.heads.setdefault(tenant_id, newest)
+        tail = self._tail
+        if tail is not None:  # the blocked read follows the old set of tenants: renew it
+            await asyncio.to_thread(tail.interrupt)
 
     async def read(
         self, position: int, principal: Principal, stream_filter: StreamFilter
@@ -195,7 +175,7 @@ class Hub:
             full = False
             for tenant, (rows, scanned) in pages.items():
                 for row in rows:
-                    shared = _Row(row)
+                    shared = SharedRow(row)
                     for subscription in list(self.subscriptions):
                         subscription.offer(shared)
                 if tenant in self.heads:
@@ -208,138 +188,74 @@ class Hub:
             else:
                 delay = min(max(delay, self.poll_min_s) * 2, self.poll_max_s)
 
+    def _followed(self) -> dict[str, int]:
+        followed = {s.principal.tenant_id for s in self.subscriptions}
+        for tenant in [t for t in self.heads if t not in followed]:
+            del self.heads[tenant]  # nobody left: a later subscriber starts afresh
+        return dict(self.heads)
 
-class Subscription:
-    """One subscriber's view of the feed: catch-up from the store, then live from the hub."""
-
-    def __init__(
-        self,
-        hub: Hub,
-        principal: Principal,
-        stream_filter: StreamFilter,
-        cursor: str | None,
-        start: str,
-    ) -> None:
-        self.hub = hub
-        self.principal = principal
-        self.filter = stream_filter
-        self.requested = cursor
-        self.start = start
-        self._needs_body = stream_filter.needs_body(principal)
-        self._live: deque[Delivery] = deque()
-        self._overflowed = False
-        self._ready = asyncio.Event()
-        self.position = 0  # the last position delivered or scanned past
-        self._reset: Reset | None = None
-
-    # --- hub side ---------------------------------------------------------------------------
-
-    def offer(self, shared: _Row, *, ephemeral: bool = False) -> None:
-        row = shared.row
-        if row.tenant_id != self.principal.tenant_id:  # isolation before anything else
-            return
-        if not self.filter.admits(shared.fields, self.principal):
-            return
-        if len(self._live) >= self.hub.buffer_events:
-            if ephemeral:
-                return  # nothing to catch up from: a full buffer drops the gesture
-            self._overflowed = True
-            self._live.clear()
-        else:
-            cursor = None if ephemeral else Cursor(self.hub.feed_id, row.position)
-            self._live.append(Delivery(cursor, row.body))
-        self._ready.set()
-
-    # --- subscriber side --------------------------------------------------------------------
-
-    async def _begin(self) -> tuple[int, Reset | None]:
-        """The position to continue after, and the reset to announce first, if any."""
-        oldest, newest = await asyncio.to_thread(
-            self.hub.feed.feed_bounds, self.principal.tenant_id
-        )
-        restart = Cursor(self.hub.feed_id, oldest - 1)
-        if self.requested is None:
-            return (newest if self.start == "now" else 0), None
-        cursor = parse_cursor(self.requested)
-        if cursor is None or cursor.feed_id != self.hub.feed_id or cursor.position > newest:
-            return restart.position, Reset("unknown_cursor", restart)
-        if cursor.position < oldest - 1:
-            return restart.position, Reset("expired_cursor", restart)
-        return cursor.position, None
-
-    async def open(self) -> None:
-        """Join the hub and fix the starting point: "now" is when the client asked.
-
-        Joining comes first, so every row stored from here on is offered to this subscription.
-        """
-        self.hub.subscriptions.add(self)
-        try:
-            await self.hub.track(self.principal.tenant_id)
-            self.hub.wake()  # an idle hub polls slowly: have it tail for this one now
-            self.position, self._reset = await self._begin()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        self.hub.subscriptions.discard(self)
-        self._live.clear()
-
-    async def batches(self) -> AsyncGenerator[list[Delivery] | Reset, None]:
-        """Every matching event after the cursor, once and in order, in batches; forever."""
-        if self not in self.hub.subscriptions:
-            await self.open()
-        try:
-            if self._reset is not None:
-                yield self._reset
-            while True:
-                self._overflowed = False
-                self._live.clear()  # anything in it is stored: the catch-up reads it
-                async for batch in self._catch_up():
-                    yield batch
-                async for batch in self._follow():
-                    yield batch
-                # _follow returns only after an overflow: catch up from the store again
-        finally:
-            self.close()
-
-    async def _catch_up(self) -> AsyncIterator[list[Delivery]]:
+    async def _run_tail(self, tail: Tail) -> None:
+        """Blocking reads of every followed tenant's feed; rows fanned out as they come."""
+        retry, down_since, down_id = 0.0, 0.0, self.feed_id
         while True:
-            rows, scanned = await self.hub.read(self.position, self.principal, self.filter)
-            batch = [
-                Delivery(Cursor(self.hub.feed_id, row.position), row.body)
-                for row in rows
-                if self._admits(row)
-            ]
-            self.position = scanned
-            if batch:
-                yield batch
-            if len(rows) < self.hub.page_size:
-                # Scanned up to the tenant's newest position, which is at or past the hub's
-                # head for the tenant once it was tracked: everything later reaches the live
-                # buffer.
-                return
-
-    def _admits(self, row: FeedRow) -> bool:
-        # The store filtered tenant, run and types; the rest needs the event's fields.
-        return not self._needs_body or self.filter.admits(orjson.loads(row.body), self.principal)
-
-    async def _follow(self) -> AsyncIterator[list[Delivery]]:
-        while not self._overflowed:
-            if not self._live:
-                self._ready.clear()
-                await self._ready.wait()
+            heads = self._followed()
+            if not heads:
+                self._wake.clear()
+                await self._wake.wait()  # track() wakes it with a first subscriber
                 continue
-            batch = [
-                d for d in self._drain() if d.cursor is None or d.cursor.position > self.position
-            ]
-            for delivery in batch:
-                if delivery.cursor is not None:
-                    self.position = delivery.cursor.position
-            if batch:
-                yield batch
+            try:
+                pages = await asyncio.to_thread(
+                    tail.wait, heads, limit=self.page_size, timeout_s=self.block_s
+                )
+            except Exception as exc:  # Redis is down: keep serving, try again with a backoff
+                if not retry:
+                    log.warning("logkit stream: reading the feed failed: %s", exc)
+                    down_since, down_id = time.time() - _OUTAGE_MARGIN_S, self.feed_id
+                retry = min(max(retry * 2, _RETRY_MIN_S), _RETRY_MAX_S)
+                await asyncio.sleep(retry)
+                continue
+            if retry:
+                retry = 0.0
+                await self._recovered(int(down_since * 1_000_000), down_id)
+            for tenant, rows in pages.items():
+                for row in rows:
+                    shared = SharedRow(row)
+                    ephemeral = row.kind == ROW_EPHEMERAL
+                    for subscription in list(self.subscriptions):
+                        subscription.offer(shared, ephemeral=ephemeral)
+                if rows and tenant in self.heads:
+                    self.heads[tenant] = max(self.heads[tenant], rows[-1].position)
 
-    def _drain(self) -> list[Delivery]:
-        items = list(self._live)
-        self._live.clear()
-        return items
+    async def _recovered(self, since_us: int, down_id: str) -> None:
+        """The feed answers again. Same identity: writers may have dropped events meanwhile
+        (a writer that lived through it leaves a gap marker too, one that ended does not): the
+        hub marks the gap in every followed tenant's feed, and whoever meets a marker fills in
+        from the store what the feed lacks since then. A new identity (Redis lost its data):
+        every subscription begins again from its last cursor, which the store resumes."""
+        try:
+            feed_id = await asyncio.to_thread(self.feed.feed_id)
+        except Exception:
+            return
+        if feed_id != down_id:  # recreated meanwhile (a subscriber joining may have seen it)
+            if feed_id != self.feed_id:
+                self._recreated(feed_id)
+            return
+        # A gap marker in each followed tenant's feed: this hub's subscribers meet it like any
+        # other, and so does a client that resumes across it later, on any replica.
+        gaps = {tenant: (0, since_us) for tenant in self.heads}
+        feed = self.feed
+        try:
+            if isinstance(feed, LiveFeed) and gaps:
+                await asyncio.to_thread(feed.append, [], gaps)
+                return
+        except Exception as exc:
+            log.warning("logkit stream: marking the outage in the feed failed: %s", exc)
+        for subscription in list(self.subscriptions):
+            subscription.refill(since_us)
+
+    def _recreated(self, feed_id: str) -> None:
+        log.warning("logkit stream: the feed was recreated; subscribers resume from the store")
+        self.feed_id = feed_id
+        self.heads.clear()
+        for subscription in list(self.subscriptions):
+            subscription.restart()

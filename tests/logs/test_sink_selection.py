@@ -70,7 +70,9 @@ def test_ops_and_audit_configured_passes_in_prod(configured: Any, tmp_path: Path
 
 
 def test_unknown_scheme_lists_the_known_ones(configured: Any) -> None:
-    with pytest.raises(ConfigError, match="known: bigquery, firestore, memory, sqlite"):
+    with pytest.raises(
+        ConfigError, match="known: bigquery, firestore, memory, redis, rediss, sqlite"
+    ):
         configured(env="dev", sinks={"timeline": "kafka://x", "audit": "memory://"})
 
 

@@ -19,6 +19,7 @@ from logkit.envelope import Event, Severity
 from logkit.sinks.memory import MemoryStore
 from logkit.stream.filters import Principal, StreamFilter
 from logkit.stream.hub import Delivery, Hub, Reset
+from tests.sinks.test_feed import redis_feed
 
 TENANTS = ("t_a", "t_b")
 PROJECTS = ("p_1", "p_2")
@@ -155,3 +156,95 @@ async def _subscribe(
 
 def _event_id(delivery: Delivery) -> str:
     return delivery.body.split('"event_id":"', 1)[1].split('"', 1)[0]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.lists(specs, max_size=30),
+    during=st.lists(specs, max_size=30),
+    stream_filter=filters,
+    principal=principals,
+    cursor_at=st.integers(min_value=0, max_value=30),
+    buffer_events=st.integers(min_value=1, max_value=8),
+    page_size=st.integers(min_value=1, max_value=7),
+)
+def test_the_same_over_the_redis_feed_tailed_by_xread(
+    before: list[Any],
+    during: list[Any],
+    stream_filter: StreamFilter,
+    principal: Principal,
+    cursor_at: int,
+    buffer_events: int,
+    page_size: int,
+) -> None:
+    """The same model over the live feed on Redis: catch-up by XRANGE, live rows by one
+    blocking XREAD over the followed tenants, positions from the Redis clock (with gaps)."""
+    feed = redis_feed()
+    try:
+        sentinel = (
+            principal.tenant_id,
+            principal.project_id or "p_1",
+            stream_filter.run_id or "run_1",
+            stream_filter.step_id,
+            (stream_filter.types or ("message",))[0],
+            Severity.CRITICAL,
+        )
+        during = [*during, sentinel]
+        events = [make_event(i, spec) for i, spec in enumerate(before + during)]
+        feed.append(events[: len(before)])
+        positions = [r.position for r in feed.feed_after(principal.tenant_id, 0, limit=100)[0]]
+        cursor_at = min(cursor_at, len(positions))
+        cursor = f"{feed.feed_id()}-{positions[cursor_at - 1]}" if cursor_at else None
+        mine = [e for e in events if e.tenant_id == principal.tenant_id]
+        expected = [
+            e.event_id
+            for index, e in enumerate(mine, 1)
+            if index > cursor_at and stream_filter.admits(e.model_dump(mode="json"), principal)
+        ]
+        got = asyncio.run(
+            _subscribe_live(
+                feed,
+                events[len(before) :],
+                stream_filter,
+                principal,
+                cursor,
+                buffer_events,
+                page_size,
+            )
+        )
+        assert got == expected
+    finally:
+        feed.close()
+
+
+async def _subscribe_live(
+    feed: Any,
+    live: list[Event],
+    stream_filter: StreamFilter,
+    principal: Principal,
+    cursor: str | None,
+    buffer_events: int,
+    page_size: int,
+) -> list[str]:
+    config = StreamConfig(page_size=page_size, buffer_events=buffer_events, feed_block_s=1)
+    hub = Hub(feed, config)
+    await hub.start()
+    got: list[str] = []
+    subscription = hub.subscribe(principal, stream_filter, cursor, "start")
+
+    async def consume() -> None:
+        async for batch in subscription.batches():
+            assert not isinstance(batch, Reset)
+            got.extend(_event_id(d) for d in batch)
+            if got and got[-1] == live[-1].event_id:
+                return
+
+    try:
+        consumer = asyncio.create_task(consume())
+        for event in live:  # one by one: bursts overflow small buffers
+            await asyncio.to_thread(feed.append, [event])
+        await asyncio.wait_for(consumer, timeout=20)
+        assert len(subscription._live) <= buffer_events  # memory stayed bounded
+    finally:
+        await hub.stop()
+    return got

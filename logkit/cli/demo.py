@@ -8,10 +8,22 @@ from typing import Annotated
 
 import typer
 
-from logkit.cli.common import EXIT_PROBLEM, ConfigOption, fail, print_json
+from logkit.cli.common import (
+    UNAVAILABLE,
+    USAGE,
+    ConfigOption,
+    cli_command,
+    fail,
+    print_json,
+    reading,
+)
 from logkit.sinks.protocols import Role
 
 
+@cli_command(
+    examples=["logkit demo", "logkit demo --json", "logkit demo --config logkit.toml"],
+    exits={0: "the run was stored and told", 2: USAGE, 3: UNAVAILABLE},
+)
 def demo(
     config: ConfigOption = None,
     json_output: Annotated[
@@ -22,13 +34,9 @@ def demo(
     import logkit
     from logkit.cli.timeline import print_story
     from logkit.demo import DEMO_SCOPE, run_demo
-    from logkit.errors import ConfigError, LogkitError
     from logkit.story import build_story
 
-    try:
-        runtime = logkit.configure(config)
-    except ConfigError as exc:
-        fail(str(exc))
+    runtime = logkit.configure(config)
     log_lines = io.StringIO()
     handler = logkit.configure_logging(stream=log_lines, logger=logging.getLogger("logkit.demo"))
     try:
@@ -36,12 +44,10 @@ def demo(
     finally:
         logging.getLogger("logkit.demo").removeHandler(handler)
     if not logkit.flush(30):
-        fail("the sinks did not drain within 30 s", EXIT_PROBLEM)
+        fail("the sinks did not drain within 30 s", kind="unavailable")
     tenant = DEMO_SCOPE["tenant_id"]
-    try:
+    with reading("the run back"):
         story = build_story(run_id, logkit.run_events(tenant, run_id))
-    except LogkitError as exc:
-        fail(f"could not read the run back: {exc}", EXIT_PROBLEM)
     if json_output:
         print_json(story)
         return

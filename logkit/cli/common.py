@@ -32,8 +32,7 @@ try:  # Typer >= 0.2x carries its own copy of click: its exceptions are the ones
 except ImportError:  # pragma: no cover - an older Typer on click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-# An abort (Ctrl-C, EOF at a prompt), and with an exit code a command chose: what a command
-# lets through unmapped.
+# Let through unmapped: an abort (Ctrl-C, EOF at a prompt), and an exit code a command chose.
 _ABORTS: tuple[type[BaseException], ...] = (
     typer.Abort,
     getattr(click_errors, "Abort", typer.Abort),
@@ -190,7 +189,9 @@ def report_error(error: CliError, as_json: bool) -> int:
 
 
 class ContractGroup(TyperGroup):
-    """The root group: every exception of every command is mapped here, once."""
+    """The root group: what fails before a command runs (a missing option, an unknown command)
+    is reported by the contract too, as JSON under ``--json``; and a command that is not under
+    :func:`cli_command` still never ends in a traceback."""
 
     def main(  # type: ignore[override]
         self,
@@ -324,6 +325,7 @@ def _dedent(doc: str) -> str:
 
 # --- shared options ---------------------------------------------------------------------------
 
+# logkit.envelope.TENANT_PATTERN, not imported: the CLI starts without loading pydantic.
 _TENANT = re.compile(r"^t_[a-z0-9_-]+$")
 
 
@@ -417,7 +419,8 @@ _UNBOUNDED = 1_000_000
 
 
 def cell(value: Any, style: str = "") -> Text:
-    """Stored data as rich text: never read as markup or emoji codes (``[/]``, ``:x:``)."""
+    """Stored data as rich text: never read as markup or emoji codes (``[/]``, ``:x:``), and
+    folded rather than cut with an ellipsis when a terminal is too narrow for its column."""
     from rich.text import Text
 
-    return Text("-" if value is None else str(value), style=style)
+    return Text("-" if value is None else str(value), style=style, overflow="fold")

@@ -207,3 +207,20 @@ def test_help_text_is_reflowed_and_markup_safe() -> None:
         "\\[tool.logkit.codemod] stays as written.",
     ]
     assert text.endswith("Examples:\n  logkit x --y")
+
+
+def test_every_command_group_help_has_examples() -> None:
+    root = typer.main.get_command(app)
+    groups = [name for name, sub in root.commands.items() if hasattr(sub, "commands")]  # type: ignore[attr-defined]
+    assert {"audit", "usage", "timeline", "dsar", "retention", "codemod", "spool"} <= set(groups)
+    for group in groups:
+        result = runner.invoke(app, [group, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "Examples:" in result.output, group
+        assert re.search(rf"^\s+logkit {group} ", result.output, flags=re.MULTILINE), group
+
+
+def test_the_cli_checks_tenants_with_the_envelope_pattern() -> None:
+    from logkit.cli import common
+    from logkit.envelope import TENANT_PATTERN
+
+    assert common._TENANT.pattern == TENANT_PATTERN

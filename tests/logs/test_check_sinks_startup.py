@@ -26,6 +26,13 @@ from logkit.sinks.registry import open_backend
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`audit verify` remembers what it verified in ./.logkit: keep that out of the checkout
+    (a second run would otherwise meet the first run's probe chain)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def config(tmp_path: Path, env: str = "staging", *, extra: str = "", key: bool = True) -> Path:
     db = f"sqlite:///{tmp_path / 'logkit.db'}"
     text = f'env = "{env}"\n[sinks]\ntimeline = "{db}"\naudit = "{db}"\n'

@@ -4,17 +4,37 @@ Precedence: explicit arguments to :func:`logkit.configure`, then ``LOGKIT_*`` va
 (nested with ``__``, e.g. ``LOGKIT_SINKS__AUDIT``), then the file named by ``--config`` /
 ``LOGKIT_CONFIG``, then defaults. With no configuration at all logkit runs in ``dev`` on SQLite
 at ``./.logkit/logkit.db``.
+
+Relative paths written in ``logkit.toml`` (files, directories, ``sqlite:///`` URIs) are read
+from the file's own directory, whatever the working directory; relative paths from the
+environment and the defaults stay relative to the working directory. With every store in memory
+(``memory://``, dev: tests), the files logkit would keep beside them (spool, dev keys, verify
+state) go to a temporary directory of the process, removed at exit: nothing is written to
+``./.logkit``.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import tempfile
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -326,6 +346,32 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlSource(settings_cls))
 
+    @model_validator(mode="after")
+    def _nothing_on_disk_for_memory(self) -> Settings:
+        """Every store in memory (dev): keep the spool and dev keys in a temporary directory."""
+        if self.env is not Env.DEV or not all(
+            (self.sink_uri(role) or "").startswith("memory://") for role in Role
+        ):
+            return self
+        scratch = _scratch_dir()
+        dispatch, audit, redaction = self.dispatch, self.audit, self.redaction
+        if not {"spool_path", "spool_dir"} & dispatch.model_fields_set:
+            self.dispatch = dispatch.model_copy(update={"spool_path": scratch / "spool.db"})
+        self.audit = audit.model_copy(
+            update=_unset(
+                audit,
+                {
+                    "dev_hmac_key_file": scratch / "audit-hmac.key",
+                    "seen_state": scratch / "audit-seen.json",
+                },
+            )
+        )
+        update = _unset(redaction, {"dev_key_file": scratch / "redaction.key"})
+        if not {"key_provider", "encryption_key_dir"} & redaction.model_fields_set:
+            update["encryption_key_dir"] = scratch / "keys"
+        self.redaction = redaction.model_copy(update=update)
+        return self
+
     def service_scope(self) -> dict[str, Any]:
         """The scope this process fixes: ``env`` and whatever ``[service]`` sets."""
         return {"env": self.env, **self.service.model_dump(exclude_none=True)}
@@ -345,6 +391,22 @@ class Settings(BaseSettings):
         return uri
 
 
+_scratch: Path | None = None
+
+
+def _scratch_dir() -> Path:
+    """This process's temporary directory for a memory-only configuration (removed at exit)."""
+    global _scratch  # noqa: PLW0603 - one per process
+    if _scratch is None or not _scratch.is_dir():
+        _scratch = Path(tempfile.mkdtemp(prefix="logkit-memory-"))
+        atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+    return _scratch
+
+
+def _unset(model: BaseModel, values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k not in model.model_fields_set}
+
+
 class _TomlSource(PydanticBaseSettingsSource):
     """The TOML file named by ``LOGKIT_CONFIG`` (set from ``--config`` by the CLI)."""
 
@@ -353,7 +415,10 @@ class _TomlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         path = os.environ.get(CONFIG_ENV_VAR)
-        return read_toml(Path(path)) if path else {}
+        if not path:
+            return {}
+        data = read_toml(Path(path))
+        return resolve_paths(data, Path(path).absolute().parent)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -362,10 +427,70 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+# --- relative paths in the file: from the file's directory ---------------------------------------
+
+_URI_FIELDS = {"sinks": ("timeline", "audit", "cost"), "redaction": ("key_store",)}
+
+
+def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``data`` (a parsed logkit.toml) with its relative paths and ``sqlite:///`` URIs made
+    absolute against ``base``, the file's directory. Values of the wrong type are left for
+    validation to report."""
+    resolved = dict(data)
+    for name, field in Settings.model_fields.items():
+        section = resolved.get(name)
+        model = field.annotation
+        if not isinstance(section, dict) or not (
+            isinstance(model, type) and issubclass(model, BaseModel)
+        ):
+            continue
+        section = dict(section)
+        for key, sub in model.model_fields.items():
+            if key in section and _is_path(sub.annotation):
+                section[key] = _resolved(section[key], base)
+        for key in _URI_FIELDS.get(name, ()):
+            if isinstance(section.get(key), str):
+                section[key] = _resolved_uri(section[key], base)
+        resolved[name] = section
+    return resolved
+
+
+def _is_path(annotation: Any) -> bool:
+    if annotation is Path:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list):
+        return any(_is_path(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def _resolved(value: Any, base: Path) -> Any:
+    if isinstance(value, list):
+        return [_resolved(v, base) for v in value]
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(base / value)
+    if isinstance(value, str):
+        return str(Path(value).expanduser())
+    return value
+
+
+def _resolved_uri(uri: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.startswith(prefix + "/") or uri == prefix:
+        return uri  # absolute (sqlite:////abs), another scheme, or malformed: as it is
+    return f"{prefix}{base / uri[len(prefix) :]}"
 
 
 def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:

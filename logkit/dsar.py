@@ -27,7 +27,8 @@ from typing import Any
 
 from logkit.envelope import SCHEMA_VERSION, Event, EventType, utc_now
 from logkit.erasure import Settled, settle
-from logkit.errors import RequestRefusedError, SinkError
+from logkit.errors import ContractError, RequestRefusedError, SinkError
+from logkit.read import require_tenant
 from logkit.redaction.gate import redact_identifier
 from logkit.runtime import Runtime, current
 from logkit.sinks.protocols import AuditStore, Query, Role, Selector
@@ -53,6 +54,27 @@ class ExportRequest:
     run_id: str | None = None
     since: dt.datetime | None = None  # inclusive
     until: dt.datetime | None = None  # exclusive
+
+    def __post_init__(self) -> None:
+        """One tenant, ids as strings, an aware and non-empty time window (ContractError)."""
+        require_tenant(self.tenant_id)
+        for name in ("user_id", "run_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ContractError(
+                    f"{name} must be a non-empty string or None", problems={name: "empty"}
+                )
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
+                raise ContractError(
+                    f"{name} must be a timezone-aware datetime", problems={name: "not aware"}
+                )
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ContractError(
+                "since must be before until (an empty window exports nothing it can vouch for)",
+                problems={"since": "not before until"},
+            )
 
     def query(self, cursor: str | None) -> Query:
         return Query(
@@ -350,6 +372,12 @@ def delete(
     When a reader's snapshot keeps erased values in a local SQLite file's WAL, ``warnings``
     names the file and the processes holding it, and ``ok`` is false: run again once they close.
     """
+    require_tenant(tenant_id)
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise ContractError(
+            "user_id must name the subject: erasure is per (tenant, user)",
+            missing=("user_id",),
+        )
     runtime = runtime or current()
     _refuse_if_held(runtime, tenant_id)
     _flush(runtime)

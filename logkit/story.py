@@ -1,14 +1,20 @@
 """The story of a run: its events folded into a tree (run -> flows -> steps -> calls,
 decisions, pulses), with status, durations, tokens and cost per step. Pure: events in, tree out.
+
+Payloads are stored data of any shape (legacy adapters, other writers): a status that is not a
+string, a duration that is not a number or a cost such as ``"n/a"`` never breaks the story. An
+unreadable cost is counted as unpriced (``unpriced``), never as 0 and never guessed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from logkit.envelope import Event, EventType
+from logkit.usage import cost_of
 
 Node = dict[str, Any]
 
@@ -27,9 +33,23 @@ _OUTPUT = ("gen_ai.usage.output_tokens", "tokens_output")
 def _first(payload: dict[str, Any], names: tuple[str, ...]) -> int:
     for name in names:
         value = payload.get(name)
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
     return 0
+
+
+def number(value: Any) -> float | None:
+    """A stored duration or latency as a number, or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def status_text(value: Any, default: str) -> str:
+    """A stored status as text (any JSON value may be stored there)."""
+    if value is None:
+        return default
+    return value if isinstance(value, str) else str(value)
 
 
 class _Builder:
@@ -102,7 +122,7 @@ class _Builder:
             )
 
     def _finish(self, node: Node, payload: dict[str, Any]) -> None:
-        node["status"] = payload.get("status", "ok")
+        node["status"] = status_text(payload.get("status"), "ok")
         if "duration_ms" in payload:
             node["duration_ms"] = payload["duration_ms"]
         if node["status"] == "failed":
@@ -145,10 +165,13 @@ class _Builder:
         tokens = node.setdefault("tokens", {"input": 0, "output": 0})
         tokens["input"] += _first(p, _INPUT)
         tokens["output"] += _first(p, _OUTPUT)
-        if p.get("cost") is not None:
-            currency = str(p.get("currency") or "USD")
-            costs = node.setdefault("cost", {})
-            costs[currency] = str(Decimal(costs.get(currency, "0")) + Decimal(str(p["cost"])))
+        cost = cost_of(p)
+        if cost is None:
+            node["unpriced"] = node.get("unpriced", 0) + 1
+            return
+        currency = str(p.get("currency") or "USD")
+        costs = node.setdefault("cost", {})
+        costs[currency] = str(Decimal(costs.get(currency, "0")) + cost)
 
 
 def _summary(payload: dict[str, Any], limit: int = 80) -> str:
@@ -156,11 +179,13 @@ def _summary(payload: dict[str, Any], limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _roll_up(node: Node) -> tuple[dict[str, int], dict[str, Decimal]]:
-    """Totals of tokens and cost over a subtree, stored on every step, flow and the run."""
+def _roll_up(node: Node) -> tuple[dict[str, int], dict[str, Decimal], int]:
+    """Totals of tokens, cost and unpriced usage over a subtree, stored on every step, flow
+    and the run."""
     tokens = {"input": 0, "output": 0}
     costs: dict[str, Decimal] = {}
     own_tokens, own_cost = node.get("tokens"), node.get("cost", {})
+    unpriced = int(node.get("unpriced", 0))
     if node["type"] in ("step", "flow", "run") and own_tokens:
         for k in tokens:
             tokens[k] += own_tokens.get(k, 0)
@@ -168,17 +193,20 @@ def _roll_up(node: Node) -> tuple[dict[str, int], dict[str, Decimal]]:
         costs[currency] = costs.get(currency, Decimal(0)) + Decimal(amount)
     for child in node.get("children", []):
         if child["type"] in ("step", "flow"):
-            sub_tokens, sub_costs = _roll_up(child)
+            sub_tokens, sub_costs, sub_unpriced = _roll_up(child)
             for k in tokens:
                 tokens[k] += sub_tokens[k]
             for currency, amount in sub_costs.items():
                 costs[currency] = costs.get(currency, Decimal(0)) + amount
+            unpriced += sub_unpriced
     if node["type"] in ("step", "flow", "run"):
         if any(tokens.values()):
             node["total_tokens"] = tokens
         if costs:
             node["total_cost"] = {c: str(a) for c, a in costs.items()}
-    return tokens, costs
+        if unpriced:
+            node["total_unpriced"] = unpriced
+    return tokens, costs, unpriced
 
 
 def build_story(run_id: str, events: Iterable[Event]) -> Node:
@@ -193,7 +221,7 @@ def build_story(run_id: str, events: Iterable[Event]) -> Node:
             if any(f["status"] == "failed" for f in flows)
             else ("running" if any(f["status"] == "running" for f in flows) else "ok")
         )
-        durations = [f["duration_ms"] for f in flows if "duration_ms" in f]
+        durations = [f["duration_ms"] for f in flows if number(f.get("duration_ms")) is not None]
         if durations:
             builder.root["duration_ms"] = sum(durations)
     _roll_up(builder.root)

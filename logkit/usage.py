@@ -8,18 +8,27 @@ is not in the table is recorded as *unpriced* (``priced: false``, no ``cost``), 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, Inexact, InvalidOperation, localcontext
-from importlib import resources
-from pathlib import Path
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from logkit.emit import emit
 from logkit.envelope import Event, EventType
-from logkit.errors import ConfigError
+from logkit.pricing import Price, PriceMatch, PriceTable, load_table
+
+__all__ = [
+    "GROUPINGS",
+    "Price",
+    "PriceMatch",
+    "PriceTable",
+    "UsageTotals",
+    "cost_of",
+    "model_of",
+    "price_table",
+    "record_usage",
+    "summarize",
+]
 
 # OpenTelemetry GenAI semantic convention attribute names.
 PROVIDER = "gen_ai.provider.name"
@@ -28,40 +37,7 @@ INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 CACHED_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 
-_PER = Decimal(1_000_000)  # table prices are per million tokens
-_PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 ENVELOPE_FIELDS = frozenset(Event.model_fields)
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """Prices per million tokens in the table's currency."""
-
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cached_input_per_mtok: Decimal
-
-    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
-        """Exact cost. ``input_tokens`` includes the cached ones (as in OTel GenAI)."""
-        with localcontext() as ctx:
-            # Trap Inexact: a rounded cost must fail loudly, never be stored as exact.
-            ctx.prec = 80
-            ctx.traps[Inexact] = True
-            total = (
-                Decimal(input_tokens - cached_tokens) * self.input_per_mtok
-                + Decimal(cached_tokens) * self.cached_input_per_mtok
-                + Decimal(output_tokens) * self.output_per_mtok
-            )
-            return (total / _PER).normalize()
-
-
-@dataclass(frozen=True)
-class PriceTable:
-    currency: str
-    prices: Mapping[tuple[str, str], Price]
-
-    def lookup(self, provider: str, model: str) -> Price | None:
-        return self.prices.get((provider, model))
 
 
 def split_fields(
@@ -78,78 +54,12 @@ def decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
-# --- the price table --------------------------------------------------------------------------
-
-
 def price_table() -> PriceTable:
     """The built-in table merged with ``[usage] price_table``; parsed once per configuration."""
     from logkit.runtime import current
 
     usage = current().settings.usage
-    return _load_table(usage.price_table, usage.currency)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_table(override: Path | None, currency: str) -> PriceTable:
-    builtin = resources.files("logkit").joinpath("prices.toml").read_text(encoding="utf-8")
-    prices: dict[tuple[str, str], Price] = {}
-    base = _parse(tomllib.loads(builtin), "built-in price table")
-    # The built-in prices are USD list prices: never relabel them as another currency.
-    if base[0] == currency:
-        prices.update(base[1])
-    if override is not None:
-        table_currency, entries = _parse(_read(override), str(override))
-        if table_currency not in (None, currency):
-            raise ConfigError(
-                f"price table {override} is in {table_currency}, but [usage] currency is {currency}"
-            )
-        prices.update(entries)  # per model: an override entry replaces the built-in one
-    return PriceTable(currency, prices)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"price table not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read price table {path}: {exc}") from None
-
-
-def _parse(data: dict[str, Any], source: str) -> tuple[str | None, dict[tuple[str, str], Price]]:
-    currency = data.pop("currency", None)
-    prices: dict[tuple[str, str], Price] = {}
-    for provider, models in data.items():
-        if not isinstance(models, dict):
-            raise ConfigError(f"{source}: [{provider}] must be a table of models")
-        for model, entry in models.items():
-            prices[(provider, model)] = _price(entry, f"{source}: [{provider}.{model!r}]")
-    return (str(currency) if currency is not None else None), prices
-
-
-def _price(entry: Any, where: str) -> Price:
-    if not isinstance(entry, dict) or not {"input_per_mtok", "output_per_mtok"} <= set(entry):
-        raise ConfigError(f"{where} needs input_per_mtok and output_per_mtok")
-    unknown = set(entry) - set(_PRICE_KEYS)
-    if unknown:
-        raise ConfigError(f"{where} has unknown key(s): {', '.join(sorted(unknown))}")
-    values = {k: _decimal(entry[k], f"{where} {k}") for k in _PRICE_KEYS if k in entry}
-    # No cached price listed: charge cached tokens as input (never under-report a cost).
-    values.setdefault("cached_input_per_mtok", values["input_per_mtok"])
-    return Price(**values)
-
-
-def _decimal(value: Any, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"{where} must be a decimal string")
-    try:
-        # str() first: a TOML float becomes its shortest repr ("0.075"), not its binary value.
-        result = Decimal(str(value))
-    except InvalidOperation:
-        raise ConfigError(f"{where} is not a number: {value!r}") from None
-    if not result.is_finite() or result < 0:
-        raise ConfigError(f"{where} must be a finite price >= 0")
-    return result
+    return load_table(usage.price_table, usage.currency)
 
 
 # --- recording --------------------------------------------------------------------------------
@@ -173,7 +83,7 @@ def record_usage(
     check_tokens(input_tokens, output_tokens, cached_tokens)
     envelope, extra = split_fields(fields)
     table = price_table()
-    price = table.lookup(provider, model)
+    found = table.match(provider, model)
     payload: dict[str, Any] = {
         **extra,
         PROVIDER: provider,
@@ -181,11 +91,13 @@ def record_usage(
         INPUT_TOKENS: input_tokens,
         OUTPUT_TOKENS: output_tokens,
         CACHED_TOKENS: cached_tokens,
-        "priced": price is not None,
+        "priced": found is not None,
     }
-    if price is not None:
-        payload["cost"] = decimal_text(price.cost(input_tokens, output_tokens, cached_tokens))
+    if found is not None:
+        payload["cost"] = decimal_text(found.price.cost(input_tokens, output_tokens, cached_tokens))
         payload["currency"] = table.currency
+        if found.rule != "exact":  # which entry priced a dated or routed name, and why
+            payload["priced_as"] = found.entry
     return emit(EventType.USAGE_RECORDED, payload, **envelope)
 
 
@@ -201,7 +113,7 @@ def check_tokens(input_tokens: int, output_tokens: int, cached_tokens: int) -> N
 
 # --- summing ----------------------------------------------------------------------------------
 
-GROUPINGS = ("model", "run", "day")
+GROUPINGS = ("model", "run", "day", "app", "project", "user")
 
 
 @dataclass
@@ -221,7 +133,7 @@ class UsageTotals:
         self.input_tokens += _int(p.get(INPUT_TOKENS, p.get("tokens_input")))
         self.output_tokens += _int(p.get(OUTPUT_TOKENS, p.get("tokens_output")))
         self.cached_tokens += _int(p.get(CACHED_TOKENS))
-        cost = _cost(p)
+        cost = cost_of(p)
         if cost is None:
             self.unpriced_events += 1
             return
@@ -253,26 +165,42 @@ def summarize(events: Iterable[Event], by: str) -> tuple[dict[str, UsageTotals],
 
 
 def _group_key(event: Event, by: str) -> str:
-    if by == "run":
-        return event.run_id or "(no run)"
-    if by == "day":
-        return event.ts.astimezone(dt.UTC).date().isoformat()
-    p = event.payload
-    # Legacy UsageEvent adapters and hand-written events use the older key names.
-    provider = p.get(PROVIDER, p.get("provider")) or "?"
-    model = p.get(REQUEST_MODEL, p.get("model", p.get("model_or_plan_id"))) or "?"
-    return f"{provider}/{model}"
+    return _KEYS[by](event)
 
 
-def _cost(payload: Mapping[str, Any]) -> Decimal | None:
+def model_of(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """The (provider, model) a usage payload names; legacy UsageEvent adapters and
+    hand-written events use the older key names. ``?`` where one is missing."""
+    provider = payload.get(PROVIDER, payload.get("provider")) or "?"
+    model = payload.get(REQUEST_MODEL, payload.get("model", payload.get("model_or_plan_id")))
+    return str(provider), str(model or "?")
+
+
+_KEYS: Mapping[str, Callable[[Event], str]] = {
+    "model": lambda e: "/".join(model_of(e.payload)),
+    "run": lambda e: e.run_id or "(no run)",
+    "day": lambda e: e.ts.astimezone(dt.UTC).date().isoformat(),
+    "app": lambda e: e.app_id,
+    "project": lambda e: e.project_id,
+    "user": lambda e: e.user_id or "(no user)",
+}
+
+
+def cost_of(payload: Mapping[str, Any]) -> Decimal | None:
+    """The stored cost of a usage payload, or None when it is unpriced or unreadable (a legacy
+    ``cost="n/a"``, ``NaN``, a non-number): reported as unpriced, never guessed, never 0."""
     if payload.get("priced") is False or payload.get("cost") is None:
         return None
+    value = payload["cost"]
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
     try:
-        cost = Decimal(str(payload["cost"]))
+        cost = Decimal(str(value))
     except InvalidOperation:
-        return None  # an unreadable cost is reported as unpriced, not guessed
+        return None
     return cost if cost.is_finite() else None
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if ok else 0

@@ -20,7 +20,8 @@ class ChainReport:
     checkpoint: str = "none"  # none | matched | the kind of mismatch
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """Every field, null where it does not apply (a stable shape for --json readers)."""
+        return asdict(self)
 
     def fail(self, seq: int, kind: str, detail: str) -> None:
         self.status, self.first_bad_seq, self.kind, self.detail = "broken", seq, kind, detail

@@ -8,13 +8,35 @@ from typing import Annotated, Any
 import typer
 
 from logkit.cli.audit_mirror import MirrorOption
-from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
-
-app = typer.Typer(
-    help="Audit chains: verify them, sign checkpoints of their heads.", no_args_is_help=True
+from logkit.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    UNAVAILABLE,
+    USAGE,
+    ConfigOption,
+    JsonOption,
+    TenantOption,
+    cell,
+    cli_command,
+    console,
+    doing,
+    fail,
+    group_help,
+    print_json,
+    reading,
 )
 
-TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant id, e.g. t_acme.")]
+app = typer.Typer(
+    help=group_help(
+        "Audit chains: verify them, sign checkpoints of their heads, mirror them to BigQuery.",
+        [
+            "logkit audit verify --tenant t_acme",
+            "logkit audit checkpoint --tenant t_acme --out checkpoints/t_acme.json",
+        ],
+    ),
+    no_args_is_help=True,
+)
+
 RunOption = Annotated[
     str | None, typer.Option("--run", help="One run's chain only (default: every chain).")
 ]
@@ -25,24 +47,18 @@ def _open(
 ) -> tuple[Any, Any, list[str]]:
     """Settings, the audit store, and the chains to work on; usage errors exit 2."""
     from logkit.config import load_settings
-    from logkit.errors import ConfigError, LogkitError
     from logkit.sinks.protocols import AuditStore, Role
     from logkit.sinks.registry import open_backend
 
-    try:
-        settings = load_settings(config)
-        uri = settings.sink_uri(Role.AUDIT)
-        if uri is None:
-            fail("no audit sink configured ([sinks] audit = ...)")
-        store = open_backend(uri).store(Role.AUDIT)
-    except ConfigError as exc:
-        fail(str(exc))
+    settings = load_settings(config)
+    uri = settings.sink_uri(Role.AUDIT)
+    if uri is None:
+        fail("no audit sink configured ([sinks] audit = ...)", kind="config")
+    store = open_backend(uri).store(Role.AUDIT)
     if not isinstance(store, AuditStore):
-        fail(f"the audit sink {uri} keeps no chain of record")
-    try:
+        fail(f"the audit sink {uri} keeps no chain of record", kind="config")
+    with reading("the audit store"):
         chains = store.chain_ids(tenant, run)
-    except LogkitError as exc:
-        fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
     if not chains and not allow_none:
         _nothing(tenant, run)
     return settings, store, chains
@@ -50,10 +66,24 @@ def _open(
 
 def _nothing(tenant: str, run: str | None) -> None:
     scope = f"tenant {tenant}" + (f", run {run}" if run else "")
-    fail(f"no audit chain found for {scope}: nothing to verify or sign", EXIT_PROBLEM)
+    fail(f"no audit chain found for {scope}: nothing to verify or sign", kind="not_found")
 
 
 @app.command("verify")
+@cli_command(
+    examples=[
+        "logkit audit verify --tenant t_acme",
+        "logkit audit verify --tenant t_acme --run run_01J9Z --checkpoint checkpoints/t_acme.json",
+        "logkit audit verify --tenant t_acme --mirror bigquery://my-project/logkit --json",
+    ],
+    exits={
+        0: "every chain is intact",
+        1: "a chain is broken (named, with its first bad seq and the kind of break) or the "
+        "mirror disagrees",
+        2: USAGE + " (a tenant or run without any chain)",
+        3: UNAVAILABLE,
+    },
+)
 def verify(
     *,
     tenant: TenantOption,
@@ -73,20 +103,18 @@ def verify(
     """Verify every chain of a tenant (or one run): hashes, links, payload digests, erasures,
     checkpoints, and that no chain a checkpoint or an earlier verify vouched for is gone.
 
-    Exit 0 when intact, 1 naming the chain, first bad seq and kind of break, 2 on usage errors.
+    --json prints {"ok", "chains": [{"chain_id", "records", "erased", "status",
+    "first_bad_seq", "kind", "detail", "checkpoint", "head_seq", "head_hash"}]}, every key on
+    every chain (null where it does not apply).
     """
     from logkit.auditing.checkpoint import load_keys, read_file
     from logkit.auditing.evidence import load_seen
     from logkit.auditing.verify import expected_chains
     from logkit.auditing.verify import verify as run_verify
-    from logkit.errors import ConfigError, LogkitError
 
     settings, store, chains = _open(config, tenant, run, allow_none=True)
-    try:
-        keys = load_keys(settings.audit, settings.env)
-        checkpoints = read_file(checkpoint) if checkpoint is not None else None
-    except ConfigError as exc:
-        fail(str(exc))
+    keys = load_keys(settings.audit, settings.env)
+    checkpoints = read_file(checkpoint) if checkpoint is not None else None
     seen_path = settings.audit.seen_state
     if not chains and not expected_chains(checkpoints or [], load_seen(seen_path), tenant, run):
         _nothing(tenant, run)
@@ -98,14 +126,13 @@ def verify(
         **_parallel(settings),
     }
     try:
-        if json_output:
-            report = run_verify(store, chains, keys, **options)
-        else:
-            report = _verify_with_progress(store, chains, keys, options)
-    except LogkitError as exc:
-        fail(f"cannot read the audit store: {exc}", EXIT_PROBLEM)
+        with reading("the audit store"):
+            if json_output:
+                report = run_verify(store, chains, keys, **options)
+            else:
+                report = _verify_with_progress(store, chains, keys, options)
     except OSError as exc:
-        fail(f"cannot keep the verified state in {seen_path}: {exc.strerror}")
+        fail(f"cannot keep the verified state in {seen_path}: {exc.strerror}", kind="config")
     mirrored = None
     if mirror is not None:
         from logkit.cli.audit_mirror import check_mirror
@@ -161,30 +188,41 @@ def _length(store: Any, chain_id: str) -> int | None:
 
 
 def _print_report(report: Any) -> None:
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="audit chains: " + ("intact" if report.ok else "BROKEN"))
     for column in ("chain", "records", "erased", "status", "first bad seq", "checkpoint", "detail"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for chain in report.chains:
-        status = "[green]ok[/green]" if chain.status == "ok" else f"[red]{chain.kind}[/red]"
+        status = cell("ok", "green") if chain.status == "ok" else cell(chain.kind, "red")
         bad = "" if chain.first_bad_seq is None else str(chain.first_bad_seq)
         table.add_row(
-            escape(chain.chain_id),
+            cell(chain.chain_id),
             str(chain.records),
             str(chain.erased),
             status,
             bad,
-            escape(chain.checkpoint),
-            escape(chain.detail or ""),
+            cell(chain.checkpoint),
+            cell(chain.detail or ""),
         )
-    Console().print(table)
+    console().print(table)
 
 
 @app.command("checkpoint")
+@cli_command(
+    examples=[
+        "logkit audit checkpoint --tenant t_acme",
+        "logkit audit checkpoint --tenant t_acme --out checkpoints/t_acme.json --json",
+    ],
+    exits={
+        0: "every chain head was signed",
+        1: "a chain head cannot be read back, or the file cannot be written",
+        2: USAGE + " (a tenant or run without any chain)",
+        3: UNAVAILABLE,
+    },
+)
 def checkpoint(
+    *,
     tenant: TenantOption,
     run: RunOption = None,
     out: Annotated[
@@ -200,16 +238,12 @@ def checkpoint(
 ) -> None:
     """Sign the head of each chain of a tenant (or one run) and keep the checkpoints."""
     from logkit.auditing.checkpoint import checkpoint_chains, load_keys, write_file
-    from logkit.errors import ConfigError, LogkitError
 
     settings, store, chains = _open(config, tenant, run)
+    keys = load_keys(settings.audit, settings.env)
     try:
-        keys = load_keys(settings.audit, settings.env)
-        made = checkpoint_chains(store, chains, keys)
-    except ConfigError as exc:
-        fail(str(exc))
-    except LogkitError as exc:
-        fail(f"cannot checkpoint: {exc}", EXIT_PROBLEM)
+        with doing("cannot checkpoint"):
+            made = checkpoint_chains(store, chains, keys)
     except (TypeError, ValueError) as exc:  # a head the store cannot read back
         fail(
             f"cannot checkpoint: a chain head cannot be read ({type(exc).__name__}); "

@@ -6,7 +6,18 @@ from typing import Annotated, Any
 
 import typer
 
-from logkit.cli.common import EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
+from logkit.cli.common import (
+    UNAVAILABLE,
+    USAGE,
+    ConfigOption,
+    JsonOption,
+    TenantOption,
+    cell,
+    cli_command,
+    console,
+    doing,
+    print_json,
+)
 
 MirrorOption = Annotated[
     str | None,
@@ -20,9 +31,20 @@ MirrorOption = Annotated[
 ]
 
 
+@cli_command(
+    examples=[
+        "logkit audit mirror --tenant t_acme --to bigquery://my-project/logkit",
+        "logkit audit mirror --tenant t_acme --to bigquery://my-project/logkit --json",
+    ],
+    exits={
+        0: "the mirror is up to date",
+        2: USAGE + " (a tenant without any chain)",
+        3: UNAVAILABLE + " (the audit store or the mirror)",
+    },
+)
 def mirror(
     *,
-    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id, e.g. t_acme.")],
+    tenant: TenantOption,
     to: Annotated[
         str,
         typer.Option(
@@ -41,17 +63,12 @@ def mirror(
     """
     from logkit.auditing.mirror import open_mirror, sync
     from logkit.cli.audit import _open
-    from logkit.errors import ConfigError, LogkitError
 
     _, store, _ = _open(config, tenant, None)
+    target = open_mirror(to)
     try:
-        target = open_mirror(to)
-    except ConfigError as exc:
-        fail(str(exc))
-    try:
-        report = sync(store, target, tenant)
-    except LogkitError as exc:
-        fail(f"cannot mirror: {exc}", EXIT_PROBLEM)
+        with doing("cannot mirror"):
+            report = sync(store, target, tenant)
     finally:
         target.backend.close()
     if json_output:
@@ -68,40 +85,33 @@ def check_mirror(
 ) -> Any:
     """The MirrorReport of ``uri`` against the audit store (exits 2 on a bad URI)."""
     from logkit.auditing.mirror import compare, open_mirror
-    from logkit.errors import ConfigError, LogkitError
 
+    target = open_mirror(uri)
     try:
-        target = open_mirror(uri)
-    except ConfigError as exc:
-        fail(str(exc))
-    try:
-        return compare(store, target, chains, keys, tenant_id=tenant, run_id=run)
-    except LogkitError as exc:
-        fail(f"cannot read the audit mirror: {exc}", EXIT_PROBLEM)
+        with doing("cannot read the audit mirror"):
+            return compare(store, target, chains, keys, tenant_id=tenant, run_id=run)
     finally:
         target.backend.close()
 
 
 def print_mirror(report: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
     title = "audit mirror: " + ("agrees" if report.ok else "DISAGREES")
     table = Table(title=title)
     for column in ("chain", "seq", "kind", "detail"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for chain in report.mirror.chains:
         if chain.status != "ok":
             table.add_row(
-                chain.chain_id,
+                cell(chain.chain_id),
                 str(chain.first_bad_seq),
-                f"[red]{chain.kind}[/red]",
-                chain.detail or "",
+                cell(chain.kind, "red"),
+                cell(chain.detail or ""),
             )
     for d in report.disagreements:
         seq = "" if d.seq is None else str(d.seq)
-        table.add_row(d.chain_id, seq, f"[red]{d.kind}[/red]", d.detail)
+        table.add_row(cell(d.chain_id), seq, cell(d.kind, "red"), cell(d.detail))
     for chain_id, count in report.behind.items():
-        table.add_row(chain_id, "", "behind", f"{count} record(s) not mirrored yet")
-    console.print(table)
+        table.add_row(cell(chain_id), "", "behind", f"{count} record(s) not mirrored yet")
+    console().print(table)

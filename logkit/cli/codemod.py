@@ -7,14 +7,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, JsonOption, fail, print_json
-from logkit.errors import ConfigError
+from logkit.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    USAGE,
+    JsonOption,
+    cli_command,
+    console,
+    fail,
+    group_help,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from logkit.codemods.runner import Summary
 
 app = typer.Typer(
-    help="Codemods that rewrite legacy logging call sites onto logkit's emitters.",
+    help=group_help(
+        "Codemods that rewrite legacy logging call sites onto logkit's emitters.",
+        ["logkit codemod list", "logkit codemod apply --diff engines/"],
+    ),
     no_args_is_help=True,
 )
 
@@ -42,6 +54,10 @@ JobsOption = Annotated[
 
 
 @app.command("list")
+@cli_command(
+    examples=["logkit codemod list", "logkit codemod list --json"],
+    exits={0: "always"},
+)
 def list_codemods(json_output: JsonOption = False) -> None:
     """List the codemods (the names --only takes) and what each one does."""
     from logkit.codemods.shapes import SHAPES
@@ -50,16 +66,29 @@ def list_codemods(json_output: JsonOption = False) -> None:
     if json_output:
         print_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from logkit.cli.common import cell
 
     table = Table("codemod", "legacy class", "what it does", box=None)
     for row in rows:
-        table.add_row(row["name"], row["class"], row["summary"])
-    Console().print(table)
+        table.add_row(cell(row["name"]), cell(row["class"]), cell(row["summary"]))
+    console().print(table)
 
 
 @app.command("apply")
+@cli_command(
+    examples=[
+        "logkit codemod apply --diff engines/",
+        "logkit codemod apply --check engines/ --json",
+        "logkit codemod apply --only dataset-event --unsafe engines/chat/",
+    ],
+    exits={
+        0: "done, or nothing to do",
+        1: "--check found changes, or a file could not be processed",
+        2: USAGE + " (a path that does not exist, an unknown codemod)",
+    },
+)
 def apply(
     paths: PathsArgument,
     *,
@@ -88,33 +117,29 @@ def apply(
     report names, for every legacy construction, how it reaches logkit (routed, adapted,
     converted) or why it does not (left). Extra loggers, sinks, hooks and storage methods come
     from [tool.logkit.codemod] in the repository's pyproject.toml (or [codemod] in logkit.toml,
-    or the file --config names). Test files are never changed. Exit 0 done (or nothing to do),
-    1 --check found changes or a file could not be processed, 2 usage or config error.
+    or the file --config names). Test files are never changed.
     """
     from logkit.codemods.runner import Mode, run
     from logkit.codemods.shapes import REGISTRY
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        fail(f"no such file or directory: {', '.join(missing)}")
+        fail(f"no such file or directory: {', '.join(missing)}", kind="not_found")
     unknown = [name for name in only or [] if name not in REGISTRY]
     if unknown:
         fail(f"unknown codemod {', '.join(unknown)}; `logkit codemod list` shows the names")
     mode: Mode = "diff" if diff else "check" if check else "write"
-    try:
-        with _Progress(enabled=not json_output) as progress:
-            summary = run(
-                paths,
-                only=tuple(only) if only else None,
-                mode=mode,
-                jobs=jobs,
-                unsafe=unsafe,
-                config=config,
-                on_start=progress.start,
-                on_file=lambda _outcome: progress.advance(),
-            )
-    except ConfigError as exc:
-        fail(str(exc))
+    with _Progress(enabled=not json_output) as progress:
+        summary = run(
+            paths,
+            only=tuple(only) if only else None,
+            mode=mode,
+            jobs=jobs,
+            unsafe=unsafe,
+            config=config,
+            on_start=progress.start,
+            on_file=lambda _outcome: progress.advance(),
+        )
     if json_output:
         print_json(_as_json(summary, mode))
     else:
@@ -133,9 +158,9 @@ class _Progress:
         from rich.console import Console
         from rich.progress import Progress
 
-        console = Console(stderr=True)
-        self._bar = Progress(console=console, transient=True, disable=not enabled)
-        self._enabled = enabled and console.is_terminal
+        terminal = Console(stderr=True)
+        self._bar = Progress(console=terminal, transient=True, disable=not enabled)
+        self._enabled = enabled and terminal.is_terminal
         self._task: Any = None
 
     def __enter__(self) -> _Progress:

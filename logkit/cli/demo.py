@@ -8,10 +8,27 @@ from typing import Annotated, Any
 
 import typer
 
-from logkit.cli.common import EXIT_PROBLEM, ConfigOption, fail, print_json
+from logkit.cli.common import (
+    UNAVAILABLE,
+    USAGE,
+    ConfigOption,
+    cli_command,
+    fail,
+    print_json,
+    reading,
+)
 from logkit.sinks.protocols import Role
 
 
+@cli_command(
+    examples=[
+        "logkit demo",
+        "logkit demo --json",
+        "logkit demo --config logkit.toml",
+        "logkit demo --otlp http://127.0.0.1:6006",
+    ],
+    exits={0: "the run was stored and told", 2: USAGE, 3: UNAVAILABLE},
+)
 def demo(
     config: ConfigOption = None,
     json_output: Annotated[
@@ -31,13 +48,9 @@ def demo(
     import logkit
     from logkit.cli.timeline import print_story
     from logkit.demo import DEMO_SCOPE, run_demo
-    from logkit.errors import ConfigError, LogkitError
     from logkit.story import build_story
 
-    try:
-        runtime = logkit.configure(config, **_export_override(config, otlp))
-    except ConfigError as exc:
-        fail(str(exc))
+    runtime = logkit.configure(config, **_export_override(config, otlp))
     log_lines = io.StringIO()
     handler = logkit.configure_logging(stream=log_lines, logger=logging.getLogger("logkit.demo"))
     try:
@@ -46,13 +59,11 @@ def demo(
         logging.getLogger("logkit.demo").removeHandler(handler)
     if not logkit.flush(30):
         what = "the sinks or the OTLP export" if otlp else "the sinks"
-        fail(f"{what} did not drain within 30 s", EXIT_PROBLEM)
+        fail(f"{what} did not drain within 30 s", kind="unavailable")
     tenant = DEMO_SCOPE["tenant_id"]
-    try:
+    with reading("the run back"):
         events = logkit.run_events(tenant, run_id)
         story = build_story(run_id, events)
-    except LogkitError as exc:
-        fail(f"could not read the run back: {exc}", EXIT_PROBLEM)
     trace_id = next((e.trace_id for e in events if e.trace_id), None)
     if json_output:
         print_json({**story, "trace_id": trace_id} if otlp else story)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,37 +10,46 @@ import typer
 from logkit.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
+    TIME_HELP,
+    UNAVAILABLE,
+    USAGE,
     ConfigOption,
     JsonOption,
+    TenantOption,
+    cli_command,
+    doing,
     fail,
-    parse_time,
+    group_help,
+    outcome_code,
+    parse_window,
     print_json,
 )
 
 app = typer.Typer(
-    help="Data subject requests: export a subject's events, erase them.", no_args_is_help=True
+    help=group_help(
+        "Data subject requests: export a subject's events, erase them.",
+        [
+            "logkit dsar export --tenant t_acme --user u_1042 --out u_1042.jsonl",
+            "logkit dsar delete --tenant t_acme --user u_1042 --dry-run",
+        ],
+    ),
+    no_args_is_help=True,
 )
-
-TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant id, e.g. t_acme.")]
-_TENANT = re.compile(r"^t_[a-z0-9_-]+$")
-
-
-def _check_tenant(tenant: str) -> None:
-    if not _TENANT.match(tenant):
-        fail(f"--tenant must look like t_acme (t_ then a-z, 0-9, _ or -), got {tenant!r}")
-
-
-def _configure(config: str | None) -> Any:
-    import logkit
-    from logkit.errors import ConfigError
-
-    try:
-        return logkit.configure(config)
-    except ConfigError as exc:
-        fail(str(exc))
 
 
 @app.command("export")
+@cli_command(
+    examples=[
+        "logkit dsar export --tenant t_acme --user u_1042 --out u_1042.jsonl",
+        "logkit dsar export --tenant t_acme --run run_01J9Z --since 30d --out run.jsonl --json",
+    ],
+    exits={
+        0: "written (also when nothing matched: the manifest says 0)",
+        1: "the file cannot be written (no partial file is left)",
+        2: USAGE + " (--out exists or names no file)",
+        3: UNAVAILABLE + " (no partial file is left)",
+    },
+)
 def export(  # options are keyword-only: Typer passes them by name
     *,
     tenant: TenantOption,
@@ -51,40 +59,31 @@ def export(  # options are keyword-only: Typer passes them by name
     user: Annotated[str | None, typer.Option("--user", help="The subject's user id.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="One run only.")] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="ISO date/time, inclusive (UTC if no zone).")
+        str | None, typer.Option("--since", help=f"From (inclusive): {TIME_HELP}.")
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="ISO date/time, exclusive (UTC if no zone).")
+        str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
     ] = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Export every matching event of the timeline, audit and cost stores as JSONL + manifest.
-
-    Exit 0 when written (also when nothing matched: the manifest says 0), 1 when a store
-    fails (no partial file is left), 2 on a usage or config error.
-    """
+    """Export every matching event of the timeline, audit and cost stores as JSONL + manifest."""
+    import logkit
     from logkit import dsar
-    from logkit.errors import LogkitError
 
-    _check_tenant(tenant)
-    request = dsar.ExportRequest(
-        tenant, user, run, parse_time(since, "--since"), parse_time(until, "--until")
-    )
-    for path in (out, dsar.manifest_path_for(out)):
-        if path.exists():
-            fail(f"{path} already exists: choose another --out (nothing is overwritten)")
-    if not out.parent.is_dir():
-        fail(f"{out.parent} is not a directory")
-    _configure(config)
+    start, end = parse_window(since, until)
+    if user is not None and not user.strip():
+        fail("--user must not be empty")
+    _check_out(out)
+    request = dsar.ExportRequest(tenant, user, run, start, end)
+    logkit.configure(config)
     try:
-        result = (
-            _export_with_progress(request, out) if not json_output else dsar.export(request, out)
-        )
-    except LogkitError as exc:
-        fail(f"export failed, nothing written: {exc}", EXIT_PROBLEM)
+        with doing("export failed, nothing written"):
+            result = (
+                dsar.export(request, out) if json_output else _export_with_progress(request, out)
+            )
     except OSError as exc:
-        fail(f"cannot write {out}: {exc.strerror or exc}", EXIT_PROBLEM)
+        fail(f"cannot write {out}: {exc.strerror or type(exc).__name__}", EXIT_PROBLEM)
     if json_output:
         print_json(result.as_dict())
         return
@@ -94,6 +93,19 @@ def export(  # options are keyword-only: Typer passes them by name
     if result.total == 0:
         typer.echo(f"no event matched {_subject(request)}: check the ids and the time range")
     typer.echo(f"recorded as dsar_export audit record {result.record_id}")
+
+
+def _check_out(out: Path) -> None:
+    """--out names a new file in an existing directory (nothing is ever overwritten)."""
+    from logkit import dsar
+
+    if not str(out).strip() or not out.name or out.is_dir():
+        fail("--out must name a file to write (e.g. u_1042.jsonl), not a directory or nothing")
+    for path in (out, dsar.manifest_path_for(out)):
+        if path.exists():
+            fail(f"{path} already exists: choose another --out (nothing is overwritten)")
+    if not out.parent.is_dir():
+        fail(f"{out.parent} is not a directory", kind="not_found")
 
 
 def _subject(request: Any) -> str:
@@ -121,6 +133,19 @@ def _export_with_progress(request: Any, out: Path) -> Any:
 
 
 @app.command("delete")
+@cli_command(
+    examples=[
+        "logkit dsar delete --tenant t_acme --user u_1042 --dry-run",
+        "logkit dsar delete --tenant t_acme --user u_1042 --yes --json",
+    ],
+    exits={
+        0: "done, or nothing was left",
+        1: "refused (legal hold, spooled events), not confirmed, or erased values may remain "
+        "in a local SQLite write-ahead log (named: run again once the other connection closes)",
+        2: USAGE,
+        3: UNAVAILABLE + " (named; run again once it is back: erasure is idempotent)",
+    },
+)
 def delete(
     *,
     tenant: TenantOption,
@@ -133,39 +158,33 @@ def delete(
     json_output: JsonOption = False,
 ) -> None:
     """Erase a subject: delete their ops and cost events everywhere, erase their audit payloads
-    (the chains still verify), destroy their sealed-payload key, and record the erasure.
-
-    Exit 0 when done (or nothing was left), 1 when refused (legal hold, spooled events), not
-    confirmed, a backend failed (named), or erased values may remain in a local SQLite file's
-    write-ahead log because another connection holds a read snapshot (named: run again once
-    it closes), 2 on a usage or config error.
-    """
+    (the chains still verify), destroy their sealed-payload key, and record the erasure."""
+    import logkit
     from logkit import dsar
-    from logkit.errors import LogkitError, RequestRefusedError
 
-    _check_tenant(tenant)
     if not user.strip():
         fail("--user must not be empty")
     if json_output and not (yes or dry_run):
         fail("--json needs --yes or --dry-run: a machine cannot answer the confirmation")
-    _configure(config)
-    try:
+    logkit.configure(config)
+    with doing("erasure failed"):
         plan = dsar.delete(tenant, user, dry_run=True)
+        if not plan.ok:
+            if not json_output:
+                _report(plan, json_output)
+            fail(
+                "a store cannot be read: nothing was deleted",
+                kind="unavailable",
+                details=plan.as_dict(),
+            )
         if dry_run:
             _report(plan, json_output)
-            raise typer.Exit(EXIT_OK if plan.ok else EXIT_PROBLEM)
-        if not plan.ok:
-            _report(plan, json_output)
-            fail("a backend cannot be read: nothing was deleted", EXIT_PROBLEM)
+            raise typer.Exit(EXIT_OK)
         if not plan.nothing_left and not yes:
             _report(plan, json_output)
             if not typer.confirm(f"Erase all of the above for user {user} of {tenant}?"):
-                fail("not confirmed: nothing was deleted", EXIT_PROBLEM)
+                fail("not confirmed: nothing was deleted", kind="refused")
         result = dsar.delete(tenant, user)
-    except RequestRefusedError as exc:
-        fail(str(exc), EXIT_PROBLEM)
-    except LogkitError as exc:
-        fail(f"erasure failed: {exc}", EXIT_PROBLEM)
     _report(result, json_output)
     for warning in result.warnings:
         typer.echo(f"logkit: warning: {warning}", err=True)
@@ -175,7 +194,7 @@ def delete(
         again = ["logkit", "dsar", "delete", "--tenant", tenant, "--user", user, "--yes"]
         again += ["--config", config] if config else []
         typer.echo(f"logkit: once they have closed, run: {shlex.join(again)}", err=True)
-    raise typer.Exit(EXIT_OK if result.ok else EXIT_PROBLEM)
+    raise typer.Exit(outcome_code(result))
 
 
 def _report(result: Any, json_output: bool) -> None:

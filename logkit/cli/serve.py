@@ -6,9 +6,30 @@ from typing import Annotated
 
 import typer
 
-from logkit.cli.common import EXIT_PROBLEM, ConfigOption, fail
+from logkit.cli.common import (
+    EXIT_PROBLEM,
+    USAGE,
+    ConfigOption,
+    JsonOption,
+    cli_command,
+    fail,
+    print_json,
+)
 
 
+@cli_command(
+    examples=[
+        "logkit serve",
+        "logkit serve --host 0.0.0.0 --port 8080 --authorizer myapp.auth:principal_of",
+        "logkit serve --config deploy/prod/logkit.toml --trust-headers --json",
+    ],
+    exits={
+        0: "stopped (Ctrl-C or SIGTERM)",
+        1: "the port cannot be listened on, or the server failed",
+        2: USAGE + " (the stream extra is not installed, no authorizer outside dev)",
+        3: "the timeline store cannot be reached",
+    },
+)
 def serve(  # noqa: PLR0917 - Typer reads options from the signature
     config: ConfigOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -30,6 +51,7 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    json_output: JsonOption = False,
 ) -> None:
     """Stream stored and live events over SSE and WebSocket, resumable by cursor."""
     try:
@@ -41,7 +63,7 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
         fail(f"the stream needs its extra: pip install 'logkit[stream]' ({exc.name} is missing)")
     import logkit
     from logkit.envelope import Env
-    from logkit.errors import ConfigError, LogkitError
+    from logkit.errors import ConfigError
     from logkit.sinks.protocols import Role
 
     try:
@@ -49,7 +71,7 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
         check = load_authorizer(authorizer) if authorizer else None
         stream_sources(runtime)
     except ConfigError as exc:
-        fail(str(exc))
+        fail(str(exc), kind="config")
     if check is None and runtime.settings.env is not Env.DEV and not trust_headers:
         fail(
             f"env is {runtime.settings.env.value}: pass --authorizer package.module:callable, "
@@ -59,11 +81,21 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
     source = runtime.uris[Role.TIMELINE]
     if runtime.feed is not None:
         source = f"the live feed ({runtime.feed.describe()}) over {runtime.describe(Role.TIMELINE)}"
-    typer.echo(
-        f"logkit: streaming {source} on http://{host}:{port}/events "
-        f"(SSE) and ws://{host}:{port}/ws",
-        err=True,
-    )
+    if json_output:  # where to connect, for a script that starts the server
+        print_json(
+            {
+                "timeline": runtime.describe(Role.TIMELINE),
+                "feed": runtime.feed.describe() if runtime.feed is not None else None,
+                "sse": f"http://{host}:{port}/events",
+                "ws": f"ws://{host}:{port}/ws",
+            }
+        )
+    else:
+        typer.echo(
+            f"logkit: streaming {source} on http://{host}:{port}/events "
+            f"(SSE) and ws://{host}:{port}/ws",
+            err=True,
+        )
     # uvicorn's own lines (access log included) as JSON through the gate, like the app's.
     from logkit.logrouting import uvicorn_log_config
 
@@ -77,7 +109,5 @@ def serve(  # noqa: PLR0917 - Typer reads options from the signature
             log_config=uvicorn_log_config(),
             ws="websockets-sansio",
         )
-    except LogkitError as exc:
-        fail(str(exc), EXIT_PROBLEM)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_PROBLEM)

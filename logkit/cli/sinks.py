@@ -6,9 +6,30 @@ from typing import Annotated
 
 import typer
 
-from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
+from logkit.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    USAGE,
+    ConfigOption,
+    JsonOption,
+    cell,
+    cli_command,
+    console,
+    print_json,
+)
 
 
+@cli_command(
+    examples=[
+        "logkit check-sinks --config deploy/prod/logkit.toml",
+        "logkit check-sinks --config deploy/prod/logkit.toml --create --json",
+    ],
+    exits={
+        0: "every line passes",
+        1: "a line fails (an unreachable store is a failing line)",
+        2: USAGE,
+    },
+)
 def check_sinks(
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -24,17 +45,12 @@ def check_sinks(
     Lines: each store role (durable outside dev, a probe written, read back, deleted), the
     live feed when [sinks] feed is set (a probe appended, read back, removed), the redaction
     key, the audit checkpoint keys, the sealed-payload key provider, the service scope and the
-    contract policy. Exit 0 when every line passes, 1 when one fails, 2 on a usage or config
-    error.
+    contract policy.
     """
     from logkit.checks import check_sinks as run_checks
     from logkit.config import load_settings
-    from logkit.errors import ConfigError
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        fail(str(exc))
+    settings = load_settings(config)
     results = run_checks(settings, create=create, timeout=timeout)
     ok = all(r.ok for r in results)
     if json_output:
@@ -45,16 +61,14 @@ def check_sinks(
 
 
 def _print_table(env: str, results: list) -> None:  # type: ignore[type-arg]
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"logkit start-up checks ({env})")
     for column in ("check", "backend", "status", "latency", "problem"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for r in results:
-        status = "[green]ok[/green]" if r.ok else "[red]FAIL[/red]"
+        status = cell("ok", "green") if r.ok else cell("FAIL", "red")
         latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
-        detail = escape(r.problem or r.note or "")
-        table.add_row(escape(r.check), escape(r.backend), status, latency, detail)
-    Console().print(table)
+        detail = cell(r.problem or r.note or "")
+        table.add_row(cell(r.check), cell(r.backend), status, latency, detail)
+    console().print(table)

@@ -7,10 +7,25 @@ from typing import Annotated, Any
 
 import typer
 
-from logkit.cli.common import EXIT_OK, EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
+from logkit.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    USAGE,
+    ConfigOption,
+    JsonOption,
+    cell,
+    cli_command,
+    console,
+    fail,
+    group_help,
+    print_json,
+)
 
 app = typer.Typer(
-    help="The local spool: events waiting for a backend, and dead letters set aside.",
+    help=group_help(
+        "The local spool: events waiting for a backend, and dead letters set aside.",
+        ["logkit spool show", "logkit spool replay --dead-letters"],
+    ),
     no_args_is_help=True,
 )
 
@@ -21,20 +36,21 @@ SinkOption = Annotated[
 
 def _dispatch_config(config: str | None) -> Any:
     from logkit.config import load_settings
-    from logkit.errors import ConfigError
 
-    try:
-        return load_settings(config).dispatch
-    except ConfigError as exc:
-        fail(str(exc))
+    return load_settings(config).dispatch
 
 
 @app.command("show")
+@cli_command(
+    examples=["logkit spool show", "logkit spool show --config deploy/prod/logkit.toml --json"],
+    exits={
+        0: "nothing was set aside",
+        1: "dead letters or unusable spool files need a look",
+        2: USAGE,
+    },
+)
 def show(config: ConfigOption = None, json_output: JsonOption = False) -> None:
-    """Events waiting per sink, dead letters, and spool files moved aside as unusable.
-
-    Exit 0 when nothing was set aside, 1 when dead letters or unusable files need a look.
-    """
+    """Events waiting per sink, dead letters, and spool files moved aside as unusable."""
     from logkit import spooladmin
 
     files = spooladmin.status(_dispatch_config(config))
@@ -47,29 +63,34 @@ def show(config: ConfigOption = None, json_output: JsonOption = False) -> None:
 
 
 def _print_status(files: list[Any]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    out = console()
     if not files:
-        console.print("no spool file: nothing waits for a backend")
+        out.print("no spool file: nothing waits for a backend")
         return
     table = Table(title="logkit spool")
     for column in ("file", "sink", "waiting", "dead letters", "note"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for f in files:
         note = "held by a running process" if f.held else (f.error or "")
         rows = list(f.waiting.items()) or [("-", 0)]
         for index, (sink, waiting) in enumerate(rows):
             dead = str(f.dead) if index == 0 else ""
-            table.add_row(escape(f.path), escape(sink), str(waiting), dead, escape(note))
+            table.add_row(cell(f.path), cell(sink), str(waiting), dead, cell(note))
         for broken in f.broken:
-            table.add_row(escape(broken), "-", "-", "-", "[red]unusable, moved aside[/red]")
-    console.print(table)
+            table.add_row(cell(broken), "-", "-", "-", cell("unusable, moved aside", "red"))
+    out.print(table)
 
 
 @app.command("dead-letters")
+@cli_command(
+    examples=[
+        "logkit spool dead-letters --limit 20",
+        "logkit spool dead-letters --sink 'sqlite:///.logkit/logkit.db#timeline' --body --json",
+    ],
+    exits={0: "the list (also when empty)", 2: USAGE},
+)
 def dead_letters(  # options are keyword-only: Typer passes them by name
     *,
     sink: SinkOption = None,
@@ -90,17 +111,15 @@ def dead_letters(  # options are keyword-only: Typer passes them by name
     if json_output:
         print_json({"dead_letters": [_letter(path, d, body) for path, d in letters]})
         return
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"logkit dead letters ({len(letters)})")
     for column in ("id", "sink", "event id", "failed at", "reason", *(["body"] if body else [])):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for _, d in letters:
         cells = [str(d.id), d.sink, d.event_id or "-", _time(d.failed_at), d.reason]
-        table.add_row(*map(escape, cells + ([d.body] if body else [])))
-    Console().print(table)
+        table.add_row(*map(cell, cells + ([d.body] if body else [])))
+    console().print(table)
 
 
 def _letter(path: str, letter: Any, body: bool) -> dict[str, Any]:
@@ -123,6 +142,14 @@ def _time(stamp: float) -> str:
 
 
 @app.command("replay")
+@cli_command(
+    examples=["logkit spool replay", "logkit spool replay --dead-letters --id 12 --id 13 --json"],
+    exits={
+        0: "nothing is left waiting",
+        1: "a backend is still unreachable, or refused events again (back among the dead letters)",
+        2: USAGE,
+    },
+)
 def replay(  # options are keyword-only: Typer passes them by name
     *,
     dead: Annotated[
@@ -139,11 +166,7 @@ def replay(  # options are keyword-only: Typer passes them by name
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write what waits in the spool to its backends now.
-
-    Exit 0 when nothing is left waiting, 1 when a backend is still unreachable (or refused
-    events again: they are back among the dead letters), 2 on usage errors.
-    """
+    """Write what waits in the spool to its backends now."""
     from logkit import spooladmin
 
     if ids and not dead:

@@ -1,4 +1,5 @@
-"""``logkit usage report``: token and cost totals of a tenant's ``usage_recorded`` events."""
+"""``logkit usage report|prices``: token and cost totals of a tenant's ``usage_recorded`` events,
+and the price table with the rule that prices each model name."""
 
 from __future__ import annotations
 
@@ -10,28 +11,53 @@ import typer
 from logkit.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
+    TIME_HELP,
+    UNAVAILABLE,
+    USAGE,
     ConfigOption,
     JsonOption,
+    TenantOption,
+    cell,
+    cli_command,
+    console,
     fail,
-    parse_time,
+    group_help,
+    optional_tenant,
+    parse_window,
     print_json,
+    reading,
 )
 
-app = typer.Typer(help="Usage and cost: sums of usage_recorded events.", no_args_is_help=True)
+app = typer.Typer(
+    help=group_help(
+        "Usage and cost: sums of usage_recorded events, and the price table.",
+        [
+            "logkit usage report --tenant t_acme --since 7d --by model",
+            "logkit usage prices openai/gpt-4o-mini-2024-07-18",
+        ],
+    ),
+    no_args_is_help=True,
+)
 
-TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant id, e.g. t_acme.")]
-SinceOption = Annotated[
-    str | None,
-    typer.Option("--since", help="ISO date or datetime, inclusive (naive means UTC)."),
-]
+SinceOption = Annotated[str | None, typer.Option("--since", help=f"From (inclusive): {TIME_HELP}.")]
 UntilOption = Annotated[
-    str | None,
-    typer.Option("--until", help="ISO date or datetime, exclusive (naive means UTC)."),
+    str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
 ]
-ByOption = Annotated[str, typer.Option("--by", help="Group by model, run or day (UTC).")]
+ByOption = Annotated[
+    str,
+    typer.Option("--by", help="Group by model, run, day (UTC), app, project or user."),
+]
 
 
 @app.command("report")
+@cli_command(
+    examples=[
+        "logkit usage report --tenant t_acme --since 7d",
+        "logkit usage report --tenant t_acme --since yesterday --until today --by app --json",
+        "logkit usage report --tenant t_acme --by user --since 2025-06-01",
+    ],
+    exits={0: "the report (also when nothing matches)", 2: USAGE, 3: UNAVAILABLE},
+)
 def report(
     *,
     tenant: TenantOption,
@@ -41,30 +67,19 @@ def report(
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Sum tokens and exact cost per group; unpriced events are counted apart, never as 0.
-
-    Exit 0 (also when nothing matches), 1 when the cost store cannot be read, 2 on usage or
-    config errors.
-    """
+    """Sum tokens and exact cost per group; unpriced events are counted apart, never as 0."""
     import logkit
-    from logkit.errors import ConfigError, LogkitError
     from logkit.usage import GROUPINGS, summarize
 
     if by not in GROUPINGS:
         fail(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
-    start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    if start is not None and end is not None and start >= end:
-        fail("--since must be before --until")
-    try:
-        logkit.configure(config)
+    start, end = parse_window(since, until)
+    logkit.configure(config)
+    with reading("the cost store"):
         events = logkit.iter_events(
             tenant, types=["usage_recorded"], role="cost", since=start, until=end
         )
         groups, total = summarize(events, by)
-    except ConfigError as exc:
-        fail(str(exc))
-    except LogkitError as exc:
-        fail(f"cannot read the cost store: {exc}", EXIT_PROBLEM)
     result: dict[str, Any] = {
         "tenant": tenant,
         "by": by,
@@ -97,8 +112,6 @@ def _cost_text(cost: dict[str, str]) -> str:
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     by = result["by"]
@@ -107,19 +120,147 @@ def _print_table(result: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column in (by, "cost") else "right")
     rows = [(g[by], g) for g in result["groups"]] + [("total", result["total"])]
     for index, (key, totals) in enumerate(rows):
+        last = index == len(rows) - 1
         table.add_row(
-            # Keys are data (model names, run ids): escaped so rich reads no markup in them.
-            f"[bold]{key}[/bold]" if index == len(rows) - 1 else escape(str(key)),
+            cell(key, "bold" if last else ""),  # keys are data: never read as markup
             str(totals["events"]),
             str(totals["unpriced_events"]),
             str(totals["input_tokens"]),
             str(totals["cached_tokens"]),
             str(totals["output_tokens"]),
-            _cost_text(totals["cost"]),
+            cell(_cost_text(totals["cost"])),
             end_section=index == len(rows) - 2,
         )
-    Console().print(table)
+    console().print(table)
     if result["total"]["unpriced_events"]:
-        Console(stderr=True).print(
-            "unpriced events have no entry in the price table; their cost is not included"
+        console(stderr=True).print(
+            "unpriced events have no entry in the price table; their cost is not included "
+            "(`logkit usage prices --tenant T` shows which)"
         )
+
+
+# --- logkit usage prices -------------------------------------------------------------------------
+
+
+@app.command("prices")
+@cli_command(
+    examples=[
+        "logkit usage prices",
+        "logkit usage prices gcp.vertex_ai/gemini-2.5-flash anthropic/claude-sonnet-4-5-20250929",
+        "logkit usage prices --tenant t_acme --since 30d --json",
+    ],
+    exits={
+        0: "the table (and every model asked about is priced)",
+        1: "a model asked about, or seen in the tenant's usage, is unpriced",
+        2: USAGE,
+        3: UNAVAILABLE,
+    },
+)
+def prices(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="PROVIDER/MODEL names to price, as usage events name them.", show_default=False
+        ),
+    ] = None,
+    *,
+    tenant: Annotated[
+        str | None,
+        optional_tenant("Also price every model seen in this tenant's usage events."),
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the price table (per million tokens, where each entry comes from), and for model
+    names (given, or seen in a tenant's usage) which entry prices them and by which rule:
+    exact, a provider alias, a route prefix dropped (vertex_ai/, publishers/google/models/), a
+    date or version suffix dropped (-2024-07-18, -20250929, @20250929, -001). Unpriced names
+    stay unpriced: never 0."""
+    import logkit
+    from logkit.usage import price_table
+
+    asked = [_split(name) for name in models or []]
+    start, end = parse_window(since, until)
+    logkit.configure(config)
+    table = price_table()
+    if tenant is not None:
+        with reading("the cost store"):
+            asked += _seen(tenant, start, end, set(asked))
+    matches = [_matched(table, provider, model) for provider, model in asked]
+    result = {
+        "currency": table.currency,
+        "entries": [
+            {"provider": p, "model": m, **price.as_dict(), "source": table.sources.get((p, m))}
+            for (p, m), price in sorted(table.prices.items())
+        ],
+        "matches": matches,
+    }
+    if json_output:
+        print_json(result)
+    else:
+        _print_prices(result)
+    unpriced = any(not m["priced"] for m in matches)
+    raise typer.Exit(EXIT_PROBLEM if unpriced else EXIT_OK)
+
+
+def _split(name: str) -> tuple[str, str]:
+    provider, _, model = name.partition("/")
+    if not provider or not model:
+        fail(f"{name!r}: name a model as PROVIDER/MODEL (e.g. openai/gpt-4o-mini)")
+    return provider, model
+
+
+def _seen(
+    tenant: str, start: dt.datetime | None, end: dt.datetime | None, known: set[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    import logkit
+    from logkit.usage import model_of
+
+    found: list[tuple[str, str]] = []
+    for event in logkit.iter_events(
+        tenant, types=["usage_recorded"], role="cost", since=start, until=end
+    ):
+        pair = model_of(event.payload)
+        if pair not in known:
+            known.add(pair)
+            found.append(pair)
+    return sorted(found)
+
+
+def _matched(table: Any, provider: str, model: str) -> dict[str, Any]:
+    found = table.match(provider, model)
+    if found is None:
+        return {"provider": provider, "model": model, "priced": False, "entry": None, "rule": None}
+    return {
+        "provider": provider,
+        "model": model,
+        "priced": True,
+        "entry": found.entry,
+        "rule": found.rule,
+    }
+
+
+def _print_prices(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = console()
+    table = Table(title=f"price table ({result['currency']} per million tokens)")
+    for column in ("provider", "model", "input", "cached input", "output", "source"):
+        table.add_column(column, justify="right" if column in ("input", "output") else "left")
+    for e in result["entries"]:
+        table.add_row(
+            *map(cell, (e["provider"], e["model"], e["input_per_mtok"])),
+            *map(cell, (e["cached_input_per_mtok"], e["output_per_mtok"], e["source"])),
+        )
+    out.print(table)
+    if not result["matches"]:
+        return
+    matched = Table(title="which entry prices each name")
+    for column in ("provider", "model", "priced as", "rule"):
+        matched.add_column(column)
+    for m in result["matches"]:
+        entry = cell(m["entry"]) if m["priced"] else cell("UNPRICED", "bold red")
+        matched.add_row(cell(m["provider"]), cell(m["model"]), entry, cell(m["rule"]))
+    out.print(matched)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
+
+from pydantic import JsonValue
 
 from logkit.context import bound_fields
 from logkit.envelope import Event, RedactionReport, StorageClass
@@ -164,11 +166,29 @@ def clean_report() -> RedactionReport:
     return get_redactor().clean
 
 
+# Typed for callers (a string stays a string, a dict comes back as a JSON object): the
+# public API hands out no Any.
+@overload
+def redact(value: str, *, tenant_id: str | None = None) -> tuple[str, RedactionReport]: ...
+@overload
+def redact(
+    value: dict[str, Any], *, tenant_id: str | None = None
+) -> tuple[dict[str, JsonValue], RedactionReport]: ...
+@overload
+def redact(value: object, *, tenant_id: str | None = None) -> tuple[JsonValue, RedactionReport]: ...
 def redact(value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
     """A redacted copy of a string or JSON-like value, and what was found (never the values)."""
     return get_redactor().redact(value, tenant_id=tenant_id)
 
 
+@overload
+def redact_for_call(payload: str, *, tenant_id: str | None = None) -> str: ...
+@overload
+def redact_for_call(
+    payload: dict[str, Any], *, tenant_id: str | None = None
+) -> dict[str, JsonValue]: ...
+@overload
+def redact_for_call(payload: object, *, tenant_id: str | None = None) -> JsonValue: ...
 def redact_for_call(payload: Any, *, tenant_id: str | None = None) -> Any:
     """What a service may send to a model or tool provider: ``payload`` through the gate.
 

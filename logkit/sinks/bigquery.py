@@ -130,6 +130,11 @@ def _translate(exc: Exception, action: str) -> LogkitError | None:
     unreachable = (api.RetryError, api.ServerError, api.TooManyRequests, TimeoutError)
     refused_access = (api.Unauthorized, api.Forbidden, auth.GoogleAuthError)
     network = (requests.RequestException, ConnectionError)
+    from logkit.sinks.credentials import credentials_problem
+
+    problem = credentials_problem(exc)
+    if problem is not None:
+        return SinkUnavailable(f"BigQuery {action}: {problem}")
     detail = _detail(exc)
     if isinstance(exc, api.NotFound):
         return SinkUnavailable(

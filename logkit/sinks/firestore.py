@@ -184,7 +184,12 @@ def _translate(action: str, exc: Exception) -> SinkError | None:
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
 
+    from logkit.sinks.credentials import credentials_problem
+
     name = type(exc).__name__
+    problem = credentials_problem(exc)
+    if problem is not None:
+        return SinkUnavailable(f"Firestore {action} failed: {problem}")
     unavailable = (auth.GoogleAuthError, *(getattr(api, n) for n in _UNAVAILABLE.split()))
     if isinstance(exc, unavailable):
         return SinkUnavailable(

@@ -466,7 +466,7 @@ def test_checkpoint_file_round_trip_and_usage_errors(demo_dir: Path) -> None:
     )
     assert missing.exit_code == 2 and "not found" in missing.output
     nobody = runner.invoke(cli, ["audit", "verify", "--tenant", "t_nobody"])
-    assert nobody.exit_code == 1 and "nothing to verify" in nobody.output
+    assert nobody.exit_code == 2 and "nothing to verify" in nobody.output  # not_found, not 1
     forged = [asdict(c) | {"signature": "ab" * 32} for c in read_file(out)]
     (demo_dir / "forged.json").write_text(
         json.dumps({"format": "logkit-checkpoints/1", "checkpoints": forged})

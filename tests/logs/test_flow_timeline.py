@@ -225,8 +225,8 @@ def test_demo_story_and_timeline_show_give_the_same_tree(in_tmp: Path) -> None:
 
 def test_timeline_usage_errors(in_tmp: Path) -> None:
     missing = runner.invoke(cli, ["timeline", "show", "--run", "run_nope"])
-    assert missing.exit_code == 1 and "not found" in missing.output
-    bad = runner.invoke(cli, ["timeline", "list", "--tenant", "t_acme", "--since", "yesterday"])
+    assert missing.exit_code == 2 and "not found" in missing.output  # docs/cli.md: not_found
+    bad = runner.invoke(cli, ["timeline", "list", "--tenant", "t_acme", "--since", "someday"])
     assert bad.exit_code == 2
 
 

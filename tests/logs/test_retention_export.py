@@ -432,10 +432,10 @@ def test_demo_export_delete_verify(demo_dir: Path) -> None:
 def test_cli_usage_errors_exit_2_and_change_nothing(demo_dir: Path) -> None:
     (demo_dir / "taken.jsonl").write_text("keep")
     cases = [
-        (["dsar", "export", "--tenant", "acme", "--out", "x.jsonl"], "--tenant must look like"),
+        (["dsar", "export", "--tenant", "acme", "--out", "x.jsonl"], "is not a tenant id"),
         (["dsar", "export", "--tenant", "t_acme", "--out", "taken.jsonl"], "already exists"),
         (
-            ["dsar", "export", "--tenant", "t_acme", "--since", "yesterday", "--out", "y.jsonl"],
+            ["dsar", "export", "--tenant", "t_acme", "--since", "someday", "--out", "y.jsonl"],
             "--since",
         ),
         (["dsar", "delete", "--tenant", "t_acme", "--user", "u_1", "--json"], "--json needs --yes"),
@@ -470,7 +470,7 @@ def test_cli_dry_run_json_and_legal_hold(demo_dir: Path) -> None:
     assert applied.exit_code == 0 and "legal hold" in applied.output
 
 
-def test_cli_unreachable_backend_is_one_line_and_exit_1(
+def test_cli_unreachable_backend_is_one_line_and_exit_3(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import socket
@@ -490,7 +490,7 @@ def test_cli_unreachable_backend_is_one_line_and_exit_1(
         ["dsar", "export", "--tenant", "t_acme", "--out", "z.jsonl", "--config", str(toml)],
     ):
         result = runner.invoke(cli, args)
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 3, (args, result.output)  # docs/cli.md: unavailable
         assert "bigquery" in result.output.lower() and "Traceback" not in result.output
     assert not (demo_dir / "z.jsonl").exists()
 

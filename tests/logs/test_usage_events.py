@@ -348,7 +348,7 @@ def test_report_with_nothing_matching_is_empty_not_an_error(report_config: Path)
     ("args", "message"),
     [
         (["--by", "week"], "--by must be one of model, run, day"),
-        (["--since", "yesterday"], "--since 'yesterday' is not an ISO date"),
+        (["--since", "someday"], "--since 'someday' is not a time"),
         (["--since", "2025-06-02", "--until", "2025-06-01"], "--since must be before"),
     ],
 )

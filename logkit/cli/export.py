@@ -6,10 +6,24 @@ from typing import Annotated, Any
 
 import typer
 
-from logkit.cli.common import EXIT_PROBLEM, ConfigOption, JsonOption, fail, print_json
+from logkit.cli.common import (
+    USAGE,
+    ConfigOption,
+    JsonOption,
+    cli_command,
+    fail,
+    group_help,
+    optional_tenant,
+    print_json,
+    reading,
+)
 
+_EXAMPLE = "logkit export otlp --run run_0192 --url http://127.0.0.1:6006"
 app = typer.Typer(
-    help="Send stored runs to other systems (OTLP: any OpenTelemetry collector or backend).",
+    help=group_help(
+        "Send stored runs to other systems (OTLP: any OpenTelemetry collector or backend).",
+        [_EXAMPLE],
+    ),
     no_args_is_help=True,
 )
 
@@ -25,11 +39,23 @@ UrlOption = Annotated[
 
 
 @app.command("otlp")
+@cli_command(
+    examples=[
+        _EXAMPLE,
+        "logkit export otlp --run run_0192 --tenant t_acme --logs --json",
+    ],
+    exits={
+        0: "the run was sent",
+        1: "the backend did not take the run",
+        2: USAGE,
+        3: "the timeline store or the OTLP backend cannot be reached",
+    },
+)
 def otlp(  # noqa: PLR0917 - Typer reads options from the signature
     run: Annotated[str, typer.Option("--run", help="The run id to send.")],
     tenant: Annotated[
         str | None,
-        typer.Option("--tenant", help="Tenant id (found from the run on SQLite when omitted)."),
+        optional_tenant("Tenant id (found from the run on SQLite when omitted)."),
     ] = None,
     url: UrlOption = None,
     logs: Annotated[
@@ -41,32 +67,20 @@ def otlp(  # noqa: PLR0917 - Typer reads options from the signature
     """Send a stored run as OTLP traces (its flows, steps and calls as spans, with the ids
     the events carry: sending twice gives the same trace), read back from the timeline store.
 
-    Headers (API keys) come from OTEL_EXPORTER_OTLP_HEADERS. Exit 1 when the run is not found
-    or the backend does not take it, 2 on a usage or configuration error.
+    Headers (API keys) come from OTEL_EXPORTER_OTLP_HEADERS.
     """
     import logkit
-    from logkit.errors import ConfigError, LogkitError
     from logkit.export.otlp import send_events
 
-    try:
-        runtime = logkit.configure(config)
-    except ConfigError as exc:
-        fail(str(exc))
+    runtime = logkit.configure(config)
     settings = runtime.settings
     export = _export_config(settings.export, url, logs)
     tenant = tenant or _tenant_of(runtime, run)
-    try:
+    with reading("the run from the timeline"):
         events = logkit.run_events(tenant, run)
-    except LogkitError as exc:
-        fail(f"cannot read the timeline: {exc}", EXIT_PROBLEM)
     if not events:
-        fail(f"no events for run {run} of tenant {tenant}", EXIT_PROBLEM)
-    try:
-        report = send_events(events, export, settings.service_scope())
-    except ConfigError as exc:
-        fail(str(exc))
-    except LogkitError as exc:
-        fail(str(exc), EXIT_PROBLEM)
+        fail(f"no events for run {run} of tenant {tenant}", kind="not_found")
+    report = send_events(events, export, settings.service_scope())
     summary = {
         "run": run,
         "url": report.url,
@@ -92,10 +106,7 @@ def _tenant_of(runtime: Any, run: str) -> str:
     finder = getattr(runtime.stores[Role.TIMELINE], "tenant_of_run", None)
     tenant = finder(run) if finder is not None else None
     if tenant is None:
-        fail(
-            f"run {run} not found; pass --tenant (events are stored per tenant)",
-            EXIT_PROBLEM if finder is not None else 2,
-        )
+        fail(f"run {run} not found; pass --tenant (events are stored per tenant)", kind="not_found")
     return str(tenant)
 
 

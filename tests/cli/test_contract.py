@@ -170,9 +170,15 @@ def test_docs_cli_names_every_command_and_example() -> None:
 
 def test_version_flag_and_command() -> None:
     flag = runner.invoke(app, ["--version"])
-    assert flag.exit_code == 0 and flag.stdout == f"logkit {logkit.__version__} (schema 1.0.0)\n"
+    assert (
+        flag.exit_code == 0
+        and flag.stdout == f"logkit {logkit.__version__} (schema {logkit.SCHEMA_VERSION})\n"
+    )
     as_json = runner.invoke(app, ["version", "--json"])
-    assert json.loads(as_json.stdout) == {"logkit": logkit.__version__, "schema": "1.0.0"}
+    assert json.loads(as_json.stdout) == {
+        "logkit": logkit.__version__,
+        "schema": logkit.SCHEMA_VERSION,
+    }
 
 
 def test_root_help_has_examples() -> None:

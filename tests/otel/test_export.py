@@ -212,7 +212,7 @@ def test_export_cli_errors(in_tmp: Path) -> None:
     bad_url = runner.invoke(cli, ["export", "otlp", "--run", run, "--url", "ftp://x"])
     assert bad_url.exit_code == 2 and "base URL" in bad_url.output
     missing = runner.invoke(cli, ["export", "otlp", "--run", "run_nope", "--url", "http://h:1"])
-    assert missing.exit_code == 1 and "not found" in missing.output
+    assert missing.exit_code == 2 and "not found" in missing.output  # not_found (docs/cli.md)
     config = in_tmp / "fast.toml"
     config.write_text("[export]\ntimeout_s = 0.3\n")
     down = runner.invoke(
@@ -228,7 +228,7 @@ def test_export_cli_errors(in_tmp: Path) -> None:
             str(config),
         ],
     )
-    assert down.exit_code == 1 and "did not take" in down.output
+    assert down.exit_code == 3 and "did not take" in down.output  # unreachable: unavailable
     assert "Traceback" not in down.output
 
 

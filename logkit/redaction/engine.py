@@ -353,22 +353,7 @@ class RegexRedactor:
         if depth >= MAX_DEPTH:
             raise RedactionError(f"value nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
-            out: dict[Any, Any] | None = None
-            for i, (k, v) in enumerate(value.items()):
-                if isinstance(k, str):
-                    nk = self._text(k, counts, tenant_id, 0)
-                    nv = self._walk(v, counts, tenant_id, fields.classify(k), depth + 1)
-                else:
-                    # A number key is inspected like a number value; other keys (None, bools,
-                    # tuples) stay as they are: a tuple would come back as an unhashable list.
-                    number = isinstance(k, int | float) and not isinstance(k, bool)
-                    nk = self._number(k, counts, tenant_id, 0) if number else k
-                    nv = self._walk(v, counts, tenant_id, 0, depth + 1)
-                if out is None and (nk is not k or nv is not v):
-                    out = dict(list(value.items())[:i])
-                if out is not None:
-                    out[nk] = nv
-            return value if out is None else out
+            return self._walk_dict(value, counts, tenant_id, depth)
         if isinstance(value, list | tuple):
             # Context reaches list items: {"phones": [4155550134, "4155550135"]}.
             items = [self._walk(v, counts, tenant_id, flags, depth + 1) for v in value]
@@ -376,6 +361,48 @@ class RegexRedactor:
                 return value
             return items
         raise RedactionError(f"cannot redact a value of type {type(value).__name__}")
+
+    def _walk_dict(
+        self, value: dict[Any, Any], counts: dict[str, int], tenant_id: str | None, depth: int
+    ) -> Any:
+        out: dict[Any, Any] | None = None
+        low = self._min_number
+        for i, (k, v) in enumerate(value.items()):
+            if type(k) is str:
+                # Inlined for the common case, a short plain key with a short word or a
+                # small number (the emit hot path): the same tests _text and _number make.
+                nk = (
+                    k
+                    if len(k) < _MAX_PLAIN_IDENTIFIER and k.isidentifier()
+                    else self._text(k, counts, tenant_id, 0)
+                )
+                kind = type(v)
+                context = fields.KNOWN.get(k)
+                if context is None:
+                    context = fields.classify(k)
+                if context:
+                    nv = self._walk(v, counts, tenant_id, context, depth + 1)
+                elif kind is str:
+                    nv = (
+                        v
+                        if len(v) < _MAX_PLAIN_IDENTIFIER and v.isidentifier()
+                        else self._text(v, counts, tenant_id, 0)
+                    )
+                elif ((kind is int or kind is float) and -low < v < low) or v is None:
+                    nv = v  # too few digits for any detector, and no key context
+                else:
+                    nv = self._walk(v, counts, tenant_id, 0, depth + 1)
+            else:
+                # A number key is inspected like a number value; other keys (None, bools,
+                # tuples) stay as they are: a tuple would come back as an unhashable list.
+                number = isinstance(k, int | float) and not isinstance(k, bool)
+                nk = self._number(k, counts, tenant_id, 0) if number else k
+                nv = self._walk(v, counts, tenant_id, 0, depth + 1)
+            if out is None and (nk is not k or nv is not v):
+                out = dict(list(value.items())[:i])
+            if out is not None:
+                out[nk] = nv
+        return value if out is None else out
 
     def redact(self, value: Any, *, tenant_id: str | None = None) -> tuple[Any, RedactionReport]:
         counts: dict[str, int] = {}

@@ -28,16 +28,17 @@ _SUFFIXES = frozenset(
 )
 _ID_WORDS = frozenset(("id", "ids", "uuid", "guid", "identifier"))
 _MAX_CACHED = 4096
-_cache: dict[str, int] = {}
+KNOWN: dict[str, int] = {}
+"""Keys classified so far (cleared, never replaced, when full): the engine reads it inline."""
 
 
 def classify(key: str) -> int:
     """The context flags of a dict key (0 for most keys)."""
-    flags = _cache.get(key)
+    flags = KNOWN.get(key)
     if flags is None:
-        if len(_cache) >= _MAX_CACHED:
-            _cache.clear()
-        flags = _cache[key] = _classify(key)
+        if len(KNOWN) >= _MAX_CACHED:
+            KNOWN.clear()
+        flags = KNOWN[key] = _classify(key)
     return flags
 
 

@@ -97,17 +97,6 @@ def _keep(value: str, tenant_id: str | None) -> str:
     return value
 
 
-def _install(
-    redactor: Redactor, per_class: Mapping[StorageClass, Redactor] | None
-) -> Redactor | None:
-    global _redactor, _ids, _tenants, _by_class  # noqa: PLW0603 - the gate is process-wide
-    with _lock:
-        previous, _redactor = _redactor, redactor
-        _ids, _tenants = _identifier_gate(redactor)
-        _by_class = dict(per_class or {})
-    return previous
-
-
 def set_redactor(
     redactor: Redactor, *, per_class: Mapping[StorageClass, Redactor] | None = None
 ) -> Redactor:
@@ -115,7 +104,11 @@ def set_redactor(
 
     ``redactor`` also serves log lines, exception text, identifiers and outbound calls.
     """
-    previous = _install(redactor, per_class)
+    global _by_class  # noqa: PLW0603 - the gate is process-wide
+    with _lock:
+        previous = _redactor
+        _install_locked(redactor)
+        _by_class = dict(per_class or {})
     # The previous gate may be the default not built yet: hand back a fresh default, so that
     # `set_redactor(previous)` restores a fail-closed gate, never nothing.
     return previous if previous is not None else default_redactor()

@@ -125,10 +125,7 @@ def get_redactor() -> Redactor:
     redactor = _redactor
     if redactor is not None:
         return redactor
-    with _lock:
-        if _redactor is not None:
-            return _redactor
-    built = default_redactor()
+    built = default_redactor()  # outside the lock; a racing thread's may be installed instead
     with _lock:
         if _redactor is None:
             _install_locked(built)

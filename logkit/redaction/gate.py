@@ -225,7 +225,7 @@ def _identifier_changes(event: Event, tenant: str) -> dict[str, Any]:
     if isinstance(ids, IdentifierGate):
         cached = ids.changes(fields, tenant, names)
         return {} if cached is None else dict(cached)  # a copy: the caller adds to it
-    return gate_fields(ids, {n: fields[n] for n in names}, tenant)
+    return gate_fields(ids, fields, tenant, names)
 
 
 def _count_identifiers(report: RedactionReport, pseudonyms: Any) -> RedactionReport:

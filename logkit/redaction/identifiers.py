@@ -124,29 +124,10 @@ class IdentifierGate:
         known = self._combos.get(combo, _UNSEEN)
         if known is not _UNSEEN:
             return known  # type: ignore[return-value]
-        out = self._changes(fields, tenant_id, names)
+        out = gate_fields(self, fields, tenant_id, names) or None
         if len(self._combos) >= _MAX_CACHED:
             self._combos.clear()
         self._combos[combo] = out
-        return out
-
-    def _changes(
-        self, fields: dict[str, Any], tenant_id: str | None, names: tuple[str, ...]
-    ) -> dict[str, str] | None:
-        cache = self._cache.get(tenant_id)
-        out: dict[str, str] | None = None
-        for name in names:
-            value = fields[name]
-            if value is None:
-                continue
-            gated = cache.get(value) if cache is not None else None
-            if gated is None:
-                gated = self(value, tenant_id)
-                cache = self._cache.get(tenant_id)
-            if gated is not value and gated != value:
-                if out is None:
-                    out = {}
-                out[name] = gated
         return out
 
     def _gate(self, value: str, tenant_id: str | None) -> str:
@@ -177,11 +158,14 @@ class IdentifierGate:
 
 
 def gate_fields(
-    gate: Callable[[str, str | None], str], fields: dict[str, Any], tenant_id: str | None
+    gate: Callable[[str, str | None], str],
+    fields: dict[str, Any],
+    tenant_id: str | None,
+    names: tuple[str, ...],
 ) -> dict[str, str]:
-    """The identifier fields of ``fields`` that the gate changes, with their new values."""
+    """The fields among ``names`` that the gate changes, with their new values."""
     changes: dict[str, str] = {}
-    for name in IDENTIFIER_FIELDS:
+    for name in names:
         value = fields.get(name)
         if isinstance(value, str):
             gated = gate(value, tenant_id)

@@ -85,7 +85,8 @@ if _re2 is not None:
 _MAX_CACHED = 1 << 16
 
 
-def _fold(ch: str) -> str:
+def fold(ch: str) -> str:
+    """What one character becomes for matching ("" when dropped; itself when unchanged)."""
     category = "" if ch.isascii() else unicodedata.category(ch)
     if category == "Nd":
         out = str(unicodedata.decimal(ch))
@@ -109,18 +110,13 @@ class _Folds(dict[int, int]):
     def __missing__(self, code: int) -> int:
         if len(self) >= _MAX_CACHED:
             self.clear()
-        out = _fold(chr(code))
+        out = fold(chr(code))
         value = self[code] = ord(out) if len(out) == 1 else code
         return value
 
 
 _folds = _Folds()
 _decoded: dict[str, str | None] = {}
-
-
-def fold(ch: str) -> str:
-    """What one character becomes for matching ("" when dropped; itself when unchanged)."""
-    return _fold(ch)
 
 
 class Normalized:

@@ -38,14 +38,19 @@ def assert_clean(text: str, where: str) -> None:
         assert needle not in text, f"raw {needle!r} in {where}"
 
 
+def fresh_env(**env: str) -> dict[str, str]:
+    """This environment without its LOGKIT_* settings (only the given ones), importing this
+    checkout's logkit."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGKIT_")}
+    return {**clean, "PYTHONPATH": str(REPO), **env}
+
+
 def run_python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter: nothing configured, only the given LOGKIT_* set."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGKIT_")}
-    clean["PYTHONPATH"] = str(REPO)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=cwd,
-        env={**clean, **env},
+        env=fresh_env(**env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -417,11 +422,10 @@ def served_lines(tmp_path: Path, argv: list[str], path: str, marker: str) -> tup
     from tests.servers import free_port
 
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGKIT_")}
     server = subprocess.Popen(
         [*argv, str(port)],
         cwd=tmp_path,
-        env={**clean, "PYTHONPATH": str(REPO)},
+        env=fresh_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -62,10 +62,6 @@ Scan = Callable[[str], list[tuple[int, int, str]]]
 KeyOf = Callable[[str | None], bytes]
 
 
-def is_pseudonym(value: str) -> bool:
-    return _PSEUDONYM.fullmatch(value) is not None
-
-
 def identifier_pseudonym(kind: str, value: str, key: bytes) -> str:
     """``[KIND:<32 hex>]``: HMAC-SHA256(key, kind + ":" + value), 128 bits."""
     digest = hmac.new(key, f"{kind}:{value}".encode("utf-8", "surrogatepass"), hashlib.sha256)

@@ -19,7 +19,7 @@ from logkit.errors import ContractError
 _MAX_PATH = 120
 
 
-def refuse_unencodable(payload: Mapping[str, Any], field: str = "payload") -> None:
+def refuse_unencodable(payload: Mapping[str, Any]) -> None:
     """Raise ContractError naming the first key or string of ``payload`` that is not valid
     Unicode (an unpaired surrogate). Values are never echoed, only where they are."""
     try:
@@ -28,7 +28,7 @@ def refuse_unencodable(payload: Mapping[str, Any], field: str = "payload") -> No
         pass  # a surrogate, or an integer wider than 64 bits (which stores handle): look
     else:
         return
-    for path in _bad_strings(payload, field):
+    for path in _bad_strings(payload, "payload"):
         shown = path if len(path) <= _MAX_PATH else path[:_MAX_PATH] + "…"
         raise ContractError(
             f"event contract violated: {shown}: not valid Unicode (an unpaired surrogate)",

@@ -126,7 +126,7 @@ class Spool:
         for attempt in (1, 2):
             connections = self._connections
             if self._inode is None:
-                self._inode = _inode(self.path)  # the file this spool opens (None: a new one)
+                self._inode = inode_of(self.path)  # the file this spool opens (None: a new one)
             try:
                 return action(connections.get())
             except sqlite3.ProgrammingError as exc:  # closed under us (a repair, close())
@@ -145,7 +145,7 @@ class Spool:
             if self._connections is not broken:  # another thread repaired it meanwhile
                 return
             broken.close()
-            current = _inode(self.path)
+            current = inode_of(self.path)
             if _is_corrupt(exc) and current is not None and current == self._inode:
                 self._move_aside(exc)  # unless another process already replaced it
             self._inode = None
@@ -410,7 +410,8 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:_REASON_MAX]
 
 
-def _inode(path: Path) -> int | None:
+def inode_of(path: Path) -> int | None:
+    """The inode of the file at ``path`` now (None: no file there)."""
     try:
         return os.stat(path).st_ino
     except OSError:

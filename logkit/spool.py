@@ -101,7 +101,6 @@ class Spool:
         self._repair = threading.Lock()
         self._connections = self._open()
         self._inode: int | None = None
-        self.quarantined: list[Path] = []  # files this process moved aside
         self.unreadable: dict[str, int] = {}  # rows set aside by peek(), per sink
 
     def _open(self) -> ThreadConnections:
@@ -163,7 +162,6 @@ class Spool:
             except OSError as move_error:  # cannot move it: delete it rather than stay stuck
                 log.error("logkit spool: cannot move %s aside (%s)", source, move_error)
                 source.unlink(missing_ok=True)
-        self.quarantined.append(aside)
         log.error(
             "logkit spool %s is unusable (%s): moved aside to %s, a fresh spool is used; "
             "`logkit spool show` lists it",

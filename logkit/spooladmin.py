@@ -89,10 +89,11 @@ def status(config: DispatchConfig) -> list[SpoolFile]:
         found.append(report)
     if config.spool_dir is not None:  # files set aside when adopted, whoever did it
         directory = Path(config.spool_dir)
-        aside = sorted(str(p) for p in directory.glob(f"*{BROKEN_MARK}*") if p.is_file())
         listed = {b for f in found for b in f.broken}
-        if [p for p in aside if p not in listed]:
-            found.append(SpoolFile(str(directory), broken=[p for p in aside if p not in listed]))
+        aside = [str(p) for p in directory.glob(f"*{BROKEN_MARK}*") if p.is_file()]
+        unlisted = sorted(p for p in aside if p not in listed)
+        if unlisted:
+            found.append(SpoolFile(str(directory), broken=unlisted))
     elif not found:  # no spool yet, but maybe broken ones
         probe = Spool(Path(config.spool_path))
         broken = [str(p) for p in probe.broken_files()]

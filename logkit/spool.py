@@ -337,14 +337,20 @@ class Spool:
 
     def broken_files(self) -> list[Path]:
         """Spool files moved aside as unusable (by any process), oldest first."""
-        found = self.path.parent.glob(f"{self.path.name}{BROKEN_MARK}*")
-        return sorted(p for p in found if not p.name.endswith(("-wal", "-shm")))
+        return broken_files(self.path)
 
     def close(self) -> None:
         self._connections.close()
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def broken_files(path: Path) -> list[Path]:
+    """The files the spool at ``path`` moved aside as unusable, oldest first (no spool needs
+    to be open for this: it only lists the directory)."""
+    found = path.parent.glob(f"{path.name}{BROKEN_MARK}*")
+    return sorted(p for p in found if not p.name.endswith(("-wal", "-shm")))
 
 
 def _insert_dead(conn: sqlite3.Connection, dead: list[tuple[Any, ...]]) -> None:

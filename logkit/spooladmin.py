@@ -16,7 +16,7 @@ from typing import Any
 from logkit.config import DispatchConfig
 from logkit.errors import ConfigError, LogkitError, SinkUnavailable
 from logkit.sinks.protocols import Backend, Role
-from logkit.spool import BROKEN_MARK, DeadLetter, Spool
+from logkit.spool import BROKEN_MARK, DeadLetter, Spool, broken_files
 from logkit.spooldir import FileClaim, spool_files
 
 
@@ -95,8 +95,7 @@ def status(config: DispatchConfig) -> list[SpoolFile]:
         if unlisted:
             found.append(SpoolFile(str(directory), broken=unlisted))
     elif not found:  # no spool yet, but maybe broken ones
-        probe = Spool(Path(config.spool_path))
-        broken = [str(p) for p in probe.broken_files()]
+        broken = [str(p) for p in broken_files(Path(config.spool_path))]
         if broken:
             found.append(SpoolFile(str(config.spool_path), broken=broken))
     return found

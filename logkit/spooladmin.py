@@ -7,8 +7,7 @@ process holds is left to that process, which replays it itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,15 +60,6 @@ def paths(config: DispatchConfig) -> list[Path]:
     return [path] if path.exists() else []
 
 
-@contextmanager
-def _opened(path: Path) -> Iterator[Spool]:
-    spool = Spool(path)
-    try:
-        yield spool
-    finally:
-        spool.close()
-
-
 def status(config: DispatchConfig) -> list[SpoolFile]:
     """Every spool file: rows waiting per sink, dead letters, files set aside as unusable."""
     found = []
@@ -81,7 +71,7 @@ def status(config: DispatchConfig) -> list[SpoolFile]:
             if claim is not None:
                 claim.release()
         try:
-            with _opened(path) as spool:
+            with closing(Spool(path)) as spool:
                 report.waiting, report.dead = spool.sinks(), spool.dead_count()
                 report.broken = [str(p) for p in spool.broken_files()]
         except SinkUnavailable as exc:
@@ -106,7 +96,7 @@ def dead_letters(
 ) -> list[tuple[str, DeadLetter]]:
     letters: list[tuple[str, DeadLetter]] = []
     for path in paths(config):
-        with _opened(path) as spool:
+        with closing(Spool(path)) as spool:
             letters += [(str(path), d) for d in spool.dead_letters(sink=sink, limit=limit)]
     return letters[:limit]
 
@@ -134,7 +124,7 @@ def replay(
                 outcomes.append(ReplayOutcome(str(path), "*", error="held by a running process"))
                 continue
             try:
-                with _opened(path) as spool:
+                with closing(Spool(path)) as spool:
                     requeued = spool.requeue(ids, sink=sink) if requeue else 0
                     for name in spool.sinks():
                         if sink is not None and name != sink:

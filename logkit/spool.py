@@ -101,7 +101,6 @@ class Spool:
         self._repair = threading.Lock()
         self._connections = self._open()
         self._inode: int | None = None
-        self.quarantined: list[Path] = []  # files this process moved aside
         self.unreadable: dict[str, int] = {}  # rows set aside by peek(), per sink
 
     def _open(self) -> ThreadConnections:
@@ -126,7 +125,7 @@ class Spool:
         for attempt in (1, 2):
             connections = self._connections
             if self._inode is None:
-                self._inode = _inode(self.path)  # the file this spool opens (None: a new one)
+                self._inode = inode_of(self.path)  # the file this spool opens (None: a new one)
             try:
                 return action(connections.get())
             except sqlite3.ProgrammingError as exc:  # closed under us (a repair, close())
@@ -145,7 +144,7 @@ class Spool:
             if self._connections is not broken:  # another thread repaired it meanwhile
                 return
             broken.close()
-            current = _inode(self.path)
+            current = inode_of(self.path)
             if _is_corrupt(exc) and current is not None and current == self._inode:
                 self._move_aside(exc)  # unless another process already replaced it
             self._inode = None
@@ -163,7 +162,6 @@ class Spool:
             except OSError as move_error:  # cannot move it: delete it rather than stay stuck
                 log.error("logkit spool: cannot move %s aside (%s)", source, move_error)
                 source.unlink(missing_ok=True)
-        self.quarantined.append(aside)
         log.error(
             "logkit spool %s is unusable (%s): moved aside to %s, a fresh spool is used; "
             "`logkit spool show` lists it",
@@ -339,14 +337,20 @@ class Spool:
 
     def broken_files(self) -> list[Path]:
         """Spool files moved aside as unusable (by any process), oldest first."""
-        found = self.path.parent.glob(f"{self.path.name}{BROKEN_MARK}*")
-        return sorted(p for p in found if not p.name.endswith(("-wal", "-shm")))
+        return broken_files(self.path)
 
     def close(self) -> None:
         self._connections.close()
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def broken_files(path: Path) -> list[Path]:
+    """The files the spool at ``path`` moved aside as unusable, oldest first (no spool needs
+    to be open for this: it only lists the directory)."""
+    found = path.parent.glob(f"{path.name}{BROKEN_MARK}*")
+    return sorted(p for p in found if not p.name.endswith(("-wal", "-shm")))
 
 
 def _insert_dead(conn: sqlite3.Connection, dead: list[tuple[Any, ...]]) -> None:
@@ -410,7 +414,8 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:_REASON_MAX]
 
 
-def _inode(path: Path) -> int | None:
+def inode_of(path: Path) -> int | None:
+    """The inode of the file at ``path`` now (None: no file there)."""
     try:
         return os.stat(path).st_ino
     except OSError:

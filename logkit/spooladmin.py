@@ -7,8 +7,7 @@ process holds is left to that process, which replays it itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from logkit.config import DispatchConfig
 from logkit.errors import ConfigError, LogkitError, SinkUnavailable
 from logkit.sinks.protocols import Backend, Role
-from logkit.spool import BROKEN_MARK, DeadLetter, Spool
+from logkit.spool import BROKEN_MARK, DeadLetter, Spool, broken_files
 from logkit.spooldir import FileClaim, spool_files
 
 
@@ -61,15 +60,6 @@ def paths(config: DispatchConfig) -> list[Path]:
     return [path] if path.exists() else []
 
 
-@contextmanager
-def _opened(path: Path) -> Iterator[Spool]:
-    spool = Spool(path)
-    try:
-        yield spool
-    finally:
-        spool.close()
-
-
 def status(config: DispatchConfig) -> list[SpoolFile]:
     """Every spool file: rows waiting per sink, dead letters, files set aside as unusable."""
     found = []
@@ -81,7 +71,7 @@ def status(config: DispatchConfig) -> list[SpoolFile]:
             if claim is not None:
                 claim.release()
         try:
-            with _opened(path) as spool:
+            with closing(Spool(path)) as spool:
                 report.waiting, report.dead = spool.sinks(), spool.dead_count()
                 report.broken = [str(p) for p in spool.broken_files()]
         except SinkUnavailable as exc:
@@ -89,13 +79,13 @@ def status(config: DispatchConfig) -> list[SpoolFile]:
         found.append(report)
     if config.spool_dir is not None:  # files set aside when adopted, whoever did it
         directory = Path(config.spool_dir)
-        aside = sorted(str(p) for p in directory.glob(f"*{BROKEN_MARK}*") if p.is_file())
         listed = {b for f in found for b in f.broken}
-        if [p for p in aside if p not in listed]:
-            found.append(SpoolFile(str(directory), broken=[p for p in aside if p not in listed]))
+        aside = [str(p) for p in directory.glob(f"*{BROKEN_MARK}*") if p.is_file()]
+        unlisted = sorted(p for p in aside if p not in listed)
+        if unlisted:
+            found.append(SpoolFile(str(directory), broken=unlisted))
     elif not found:  # no spool yet, but maybe broken ones
-        probe = Spool(Path(config.spool_path))
-        broken = [str(p) for p in probe.broken_files()]
+        broken = [str(p) for p in broken_files(Path(config.spool_path))]
         if broken:
             found.append(SpoolFile(str(config.spool_path), broken=broken))
     return found
@@ -106,7 +96,7 @@ def dead_letters(
 ) -> list[tuple[str, DeadLetter]]:
     letters: list[tuple[str, DeadLetter]] = []
     for path in paths(config):
-        with _opened(path) as spool:
+        with closing(Spool(path)) as spool:
             letters += [(str(path), d) for d in spool.dead_letters(sink=sink, limit=limit)]
     return letters[:limit]
 
@@ -134,7 +124,7 @@ def replay(
                 outcomes.append(ReplayOutcome(str(path), "*", error="held by a running process"))
                 continue
             try:
-                with _opened(path) as spool:
+                with closing(Spool(path)) as spool:
                     requeued = spool.requeue(ids, sink=sink) if requeue else 0
                     for name in spool.sinks():
                         if sink is not None and name != sink:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from logkit.spool import BROKEN_MARK, Spool
+from logkit.spool import BROKEN_MARK, Spool, inode_of
 
 log = logging.getLogger("logkit.spool")
 
@@ -59,7 +59,7 @@ class FileClaim:
                 return None
             # The previous holder may have deleted the lock file after we opened it: our lock
             # would be on a file nobody else sees. Only the file at the path counts.
-            if _inode(lock_path) != os.fstat(fd).st_ino:
+            if inode_of(lock_path) != os.fstat(fd).st_ino:
                 os.close(fd)
                 return None
             claim = cls(path, fd)
@@ -163,13 +163,6 @@ def _set_aside(path: Path, exc: sqlite3.Error) -> None:
 
 def _lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
 
 
 class Adopter:

@@ -301,10 +301,6 @@ def check_signature(checkpoint: Checkpoint, keys: Keys) -> str:
     return "ok" if good else "bad_signature"
 
 
-def signature_ok(checkpoint: Checkpoint, keys: Keys) -> bool:
-    return check_signature(checkpoint, keys) == "ok"
-
-
 def anchor_seqs(seq: int) -> list[int]:
     """Where a checkpoint at ``seq`` anchors: seq - 1, seq - 2, seq - 4, ... (never below 0)."""
     return sorted({seq - 2**i for i in range(ANCHOR_SPAN + 1) if seq - 2**i >= 0})

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from logkit.chain import TENANT_CHAIN_RUN
+from logkit.chain import chain_id_of
 from logkit.sinks.protocols import AuditStore, StoredRecord
 
 _PAGE = 5000
@@ -64,7 +64,7 @@ class Erasures:
 
     def _read(self, tenant: str) -> TenantErasures:
         found = TenantErasures()
-        chain_id = f"{tenant}/{TENANT_CHAIN_RUN}"
+        chain_id = chain_id_of(tenant, None)
         after = -1
         while True:
             try:

@@ -50,9 +50,6 @@ class ChainBreak(Exception):  # noqa: N818 - a result carried by an exception, n
         self.seq, self.kind, self.detail = seq, kind, detail
 
 
-_ChainBreakError = ChainBreak  # the name auditing.parallel used
-
-
 @dataclass
 class ScanState:
     """Where a scan of one chain stands: the next expected seq and the last two hashes."""

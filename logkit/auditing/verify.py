@@ -20,7 +20,6 @@ from logkit.auditing.scan import (
     PAGE,
     ChainBreak,
     ScanState,
-    _ChainBreakError,
     scan,
     verify_chain,
 )
@@ -34,7 +33,6 @@ __all__ = [
     "ChainReport",
     "ScanState",
     "VerifyReport",
-    "_ChainBreakError",
     "expected_chains",
     "scan",
     "verify",

@@ -22,6 +22,7 @@ from logkit.envelope import Event
 from logkit.errors import ConfigError
 from logkit.sinks import cursor
 from logkit.sinks.protocols import (
+    COLUMN_NAMES,
     ROLE_TABLES,
     FeedRow,
     Page,
@@ -151,7 +152,7 @@ class SQLiteBackend:
         expected = {
             ROLE_TABLES[Role.TIMELINE]: _COLUMNS,
             ROLE_TABLES[Role.COST]: _COLUMNS,
-            "audit_chain": (*_COLUMNS[:6], "chain_id", "seq", "hash", "record"),
+            "audit_chain": (*COLUMN_NAMES, "chain_id", "seq", "hash", "record"),
         }
         for table, wanted in expected.items():
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}

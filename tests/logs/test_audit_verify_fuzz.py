@@ -27,6 +27,7 @@ from logkit.config import AuditConfig
 from logkit.envelope import Env
 from logkit.sinks.protocols import AuditStore, Role
 from logkit.sinks.sqlite import SQLiteBackend
+from tests.audit_tamper import ROW_COLUMNS
 from tests.conftest import SCOPE
 
 runner = CliRunner()
@@ -50,20 +51,6 @@ INSERT INTO loose_cp SELECT * FROM audit_checkpoints;
 DROP TABLE audit_checkpoints;
 ALTER TABLE loose_cp RENAME TO audit_checkpoints;
 """
-CHAIN_COLUMNS = (
-    "chain_id",
-    "seq",
-    "event_id",
-    "tenant_id",
-    "run_id",
-    "user_id",
-    "event_type",
-    "ts_us",
-    "hash",
-    "record",
-    "payload",
-    "payload_salt",
-)
 # The checkpoint rows' seq and id only file the signed document; verify reads the document.
 CHECKPOINT_COLUMNS = ("chain_id", "document")
 
@@ -146,7 +133,7 @@ def mutations(draw: st.DrawFn, template: Template) -> tuple[str, str, int, Any]:
     """(table, column, row number, how): a new value, or a change derived from the old one."""
     table = draw(st.sampled_from(["audit_chain"] * 5 + ["audit_checkpoints"]))
     if table == "audit_chain":
-        column = draw(st.sampled_from(CHAIN_COLUMNS))
+        column = draw(st.sampled_from(ROW_COLUMNS))
         row = draw(st.integers(0, template.chain_rows - 1))
     else:
         column = draw(st.sampled_from(CHECKPOINT_COLUMNS))
@@ -328,7 +315,7 @@ def test_firestore_any_value_in_any_field_is_reported_never_raised(
 ) -> None:
     world = firestore_world
     chain_id, seq = data.draw(st.sampled_from(world.positions))
-    field = data.draw(st.sampled_from([c for c in CHAIN_COLUMNS if c not in ("chain_id", "seq")]))
+    field = data.draw(st.sampled_from([c for c in ROW_COLUMNS if c not in ("chain_id", "seq")]))
     value = data.draw(firestore_values)
     document = world.tamper._record(chain_id, seq)
     before = document.get().to_dict()

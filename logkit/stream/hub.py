@@ -159,10 +159,7 @@ class Hub:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             self._wake.clear()
-            followed = {s.principal.tenant_id for s in self.subscriptions}
-            for tenant in [t for t in self.heads if t not in followed]:
-                del self.heads[tenant]  # nobody left: a later subscriber starts afresh
-            heads = {t: h for t, h in self.heads.items() if t in followed}
+            heads = self._followed()
             if not heads:
                 delay = self.poll_max_s
                 continue

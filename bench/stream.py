@@ -163,6 +163,20 @@ def quantiles(samples: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], *, timeout_s: float = 60, what: str = "a replica"
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, f"{what} did not start"
+        time.sleep(0.05)
+
+
 def sqlite_figures(tmp: Path) -> None:
     db = f"sqlite:///{tmp / 'stream.db'}"
     logkit.configure(
@@ -178,15 +192,7 @@ def sqlite_figures(tmp: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.05)
+        wait_healthy(url, server, timeout_s=30, what="server")
         seconds = replay_seconds(url, N_REPLAY)
         line(
             f"stream replay of {N_REPLAY:,} stored events to one SSE client",
@@ -221,18 +227,6 @@ def sqlite_figures(tmp: Path) -> None:
 
 
 # --- the production shape: a Redis feed, two replicas, a writer process ----------------------
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and proc.poll() is None, "a replica did not start"
-        time.sleep(0.05)
 
 
 def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -116,6 +116,7 @@ class _Stream:
     opened: float
     next_offset: int = 0
     pending: tuple[int, list[bytes], frozenset[tuple[Any, ...]]] | None = None  # offset, rows, keys
+    descriptor: Any = field(default=None, repr=False)  # the row's DescriptorProto, sent along
     row_type: Any = field(default=None, repr=False)  # the protobuf message class of a row
 
 
@@ -245,7 +246,7 @@ class StreamWriter:
             write_stream=stream.name,
             offset=offset,
             proto_rows=types.AppendRowsRequest.ProtoData(
-                writer_schema=types.ProtoSchema(proto_descriptor=_descriptor(stream.columns)),
+                writer_schema=types.ProtoSchema(proto_descriptor=stream.descriptor),
                 rows=types.ProtoRows(serialized_rows=rows),
             ),
         )
@@ -271,7 +272,8 @@ class StreamWriter:
         known = {f.name for f in created.table_schema.fields}
         columns = tuple(c for c in self.columns if c.name in known)
         stream = _Stream(created.name, columns, len(columns) == len(self.columns), time.monotonic())
-        stream.row_type = _message_class(columns)
+        stream.descriptor = _descriptor(columns)
+        stream.row_type = _message_class(stream.descriptor)
         return stream
 
     def _create(self, types: Any) -> Any:
@@ -310,11 +312,11 @@ def _descriptor(columns: Sequence[Column]) -> Any:
     return message
 
 
-def _message_class(columns: tuple[Column, ...]) -> Any:
+def _message_class(descriptor: Any) -> Any:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     file = descriptor_pb2.FileDescriptorProto(name="logkit_row.proto", syntax="proto2")
-    file.message_type.add().CopyFrom(_descriptor(columns))
+    file.message_type.add().CopyFrom(descriptor)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("LogkitRow"))

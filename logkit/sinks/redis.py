@@ -272,8 +272,7 @@ class RedisFeed:
             pipe.xrange(stream, min=f"({entry_id(scanned)}", max="+", count=limit)
             pipe.get(head)
             entries, last = pipe.execute()
-            for key, raw in entries:
-                fields = _fields(raw)
+            for key, fields in entries:
                 row = _row(tenant_id, key, fields)
                 scanned = row.position
                 if row.kind == ROW_EPHEMERAL or not _admits(row, fields, run_id, event_types):
@@ -397,7 +396,7 @@ class RedisTail:
                 self._wake_seen = entries[-1][0]
                 continue
             tenant = tenants[key]
-            pages[tenant] = [_row(tenant, e, _fields(f)) for e, f in entries]
+            pages[tenant] = [_row(tenant, e, f) for e, f in entries]
         return pages
 
     @mapped
@@ -415,13 +414,6 @@ class RedisTail:
 
 def _marker(dropped: int, since_us: int) -> str:
     return orjson.dumps({"dropped": dropped, "since_us": since_us}).decode()
-
-
-def _fields(raw: Any) -> dict[str, str]:
-    """XREAD/XRANGE answers come as a dict (redis-py) or a flat list (from a script)."""
-    if isinstance(raw, dict):
-        return raw
-    return dict(zip(raw[::2], raw[1::2], strict=True))
 
 
 def _row(tenant_id: str, key: str, fields: Mapping[str, str]) -> FeedRow:

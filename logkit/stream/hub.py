@@ -100,12 +100,13 @@ class Hub:
         if loop is not None and not loop.is_closed():
             row = FeedRow(0, event.tenant_id, event.to_json())
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._fan_out_ephemeral, row)
+                loop.call_soon_threadsafe(self._fan_out, row, True)
 
-    def _fan_out_ephemeral(self, row: FeedRow) -> None:
+    def _fan_out(self, row: FeedRow, ephemeral: bool = False) -> None:
+        """Offer one row to every subscription (each takes only its own tenant's)."""
         shared = SharedRow(row)
         for subscription in list(self.subscriptions):
-            subscription.offer(shared, ephemeral=True)
+            subscription.offer(shared, ephemeral=ephemeral)
 
     def subscribe(
         self, principal: Principal, stream_filter: StreamFilter, cursor: str | None, start: str
@@ -159,10 +160,7 @@ class Hub:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             self._wake.clear()
-            followed = {s.principal.tenant_id for s in self.subscriptions}
-            for tenant in [t for t in self.heads if t not in followed]:
-                del self.heads[tenant]  # nobody left: a later subscriber starts afresh
-            heads = {t: h for t, h in self.heads.items() if t in followed}
+            heads = self._followed()
             if not heads:
                 delay = self.poll_max_s
                 continue
@@ -175,9 +173,7 @@ class Hub:
             full = False
             for tenant, (rows, scanned) in pages.items():
                 for row in rows:
-                    shared = SharedRow(row)
-                    for subscription in list(self.subscriptions):
-                        subscription.offer(shared)
+                    self._fan_out(row)
                 if tenant in self.heads:
                     self.heads[tenant] = max(self.heads[tenant], scanned)
                 full = full or len(rows) == self.page_size
@@ -219,10 +215,7 @@ class Hub:
                 await self._recovered(int(down_since * 1_000_000), down_id)
             for tenant, rows in pages.items():
                 for row in rows:
-                    shared = SharedRow(row)
-                    ephemeral = row.kind == ROW_EPHEMERAL
-                    for subscription in list(self.subscriptions):
-                        subscription.offer(shared, ephemeral=ephemeral)
+                    self._fan_out(row, ephemeral=row.kind == ROW_EPHEMERAL)
                 if rows and tenant in self.heads:
                     self.heads[tenant] = max(self.heads[tenant], rows[-1].position)
 

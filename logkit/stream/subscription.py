@@ -257,10 +257,9 @@ class Subscription:
                     yield reset
                     continue
                 if item.cursor is not None:
-                    if item.cursor.hint is not None and item.cursor.hint in self.seen:
-                        self.position = item.cursor.position
-                        continue
                     self.position = item.cursor.position
+                    if item.cursor.hint is not None and item.cursor.hint in self.seen:
+                        continue  # the store replay delivered it already
                     self.last = item.cursor
                 batch.append(item)
             if batch:

@@ -21,26 +21,10 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from logkit.envelope import CORRELATION_FIELDS, REQUIRED_SCOPE
 from logkit.errors import ContractError
 
-BINDABLE_FIELDS: frozenset[str] = frozenset(
-    {
-        "tenant_id",
-        "env",
-        "project_id",
-        "surface_id",
-        "app_id",
-        "request_id",
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "run_id",
-        "step_id",
-        "parent_step_id",
-        "user_id",
-        "actor_type",
-    }
-)
+BINDABLE_FIELDS: frozenset[str] = frozenset((*REQUIRED_SCOPE, *CORRELATION_FIELDS))
 SERVICE_FIELDS: tuple[str, ...] = ("env", "project_id", "app_id", "surface_id")
 """What the service's configuration (``[service]`` and ``env``) may fix for the process."""
 

@@ -19,7 +19,9 @@ from typing import Any
 from logkit.context import service_scope
 from logkit.counting import COUNTERS
 from logkit.envelope import (
+    CORRELATION_FIELDS,
     DEFAULT_STORAGE_CLASS,
+    REQUIRED_SCOPE,
     UNSCOPED_TENANT,
     Env,
     Event,
@@ -35,23 +37,7 @@ UNSCOPED = "_unscoped"
 """The value of a required scope field (other than tenant and env) nobody gave."""
 
 # Envelope fields a violation keeps when they were valid: scope and correlation.
-_KEPT = (
-    "tenant_id",
-    "env",
-    "project_id",
-    "surface_id",
-    "app_id",
-    "request_id",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "run_id",
-    "step_id",
-    "parent_step_id",
-    "user_id",
-    "actor_type",
-    "redaction",
-)
+_KEPT = (*REQUIRED_SCOPE, *CORRELATION_FIELDS, "redaction")
 _TYPES = {t.value: t for t in EventType}
 
 

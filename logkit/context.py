@@ -221,7 +221,7 @@ def _steps(ctx: contextvars.Context, inner: Generator[Any, Any, Any]) -> Generat
         except GeneratorExit:
             ctx.run(inner.close)
             raise
-        except BaseException as exc:  # thrown in by the consumer: on to the body
+        except BaseException as exc:  # thrown in by the consumer (or a cancellation): inward
             sent, thrown = None, exc
 
 
@@ -266,21 +266,7 @@ def _in_context(ctx: contextvars.Context, awaitable: Any) -> Generator[Any, Any,
     What it yields (the futures it waits on) goes to the event loop unchanged, and what the
     loop sends or throws back (results, cancellation) goes to it inside ``ctx``.
     """
-    steps = awaitable.__await__()
-    sent: Any = None
-    thrown: BaseException | None = None
-    while True:
-        try:
-            waiting = ctx.run(steps.send, sent) if thrown is None else ctx.run(steps.throw, thrown)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            sent, thrown = (yield waiting), None
-        except GeneratorExit:
-            ctx.run(steps.close)
-            raise
-        except BaseException as exc:  # cancellation: into the awaitable, in its context
-            sent, thrown = None, exc
+    return (yield from _steps(ctx, awaitable.__await__()))
 
 
 def active_span_ids() -> tuple[str, str, str | None] | None:

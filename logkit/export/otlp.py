@@ -44,10 +44,9 @@ _MAX_BACKOFF_S = 30.0
 
 @dataclass
 class ExportStats:
-    spans: int = 0
-    logs: int = 0
+    """What a flush compares: events dropped so far (the rest is in ``logkit.counters()``)."""
+
     dropped: int = 0
-    failed: int = 0
 
 
 class _Signal:

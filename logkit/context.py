@@ -11,7 +11,6 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import os
 import re
 import sys
 import types
@@ -353,15 +352,3 @@ def parse_traceparent(value: str | None) -> TraceParent | None:
     if rest and (version == "00" or not rest.startswith("-")):
         return None
     return TraceParent(trace_id=trace_id, parent_id=parent_id, flags=flags, version=version)
-
-
-def new_trace_id() -> str:
-    while (value := os.urandom(16).hex()) == _ZERO_TRACE:
-        pass
-    return value
-
-
-def new_span_id() -> str:
-    while (value := os.urandom(8).hex()) == _ZERO_SPAN:
-        pass
-    return value

@@ -303,9 +303,10 @@ class _Invocation:
     def __enter__(self) -> Call:
         call = self._call
         stack = ExitStack()
+        what = f"{call.kind}_call"
         span = spans.start(
-            spanattrs.span_name(f"{call.kind}_call", call.identity),
-            client=call.kind == "model",
+            spanattrs.span_name(what, call.identity),
+            client=spanattrs.is_client(what),
             bound=bound_fields(),
         )
         stack.callback(span.close)  # ends it if the first event fails

@@ -42,18 +42,9 @@ SPAN_KIND_PHOENIX = "openinference.span.kind"
 
 # Which span each event type starts (0), ends (1) or fails (2).
 SPAN_EVENTS: dict[EventType, tuple[str, int]] = {
-    EventType.FLOW_STARTED: ("flow", 0),
-    EventType.FLOW_ENDED: ("flow", 1),
-    EventType.FLOW_FAILED: ("flow", 2),
-    EventType.STEP_STARTED: ("step", 0),
-    EventType.STEP_ENDED: ("step", 1),
-    EventType.STEP_FAILED: ("step", 2),
-    EventType.TOOL_CALL_STARTED: ("tool_call", 0),
-    EventType.TOOL_CALL_ENDED: ("tool_call", 1),
-    EventType.TOOL_CALL_FAILED: ("tool_call", 2),
-    EventType.MODEL_CALL_STARTED: ("model_call", 0),
-    EventType.MODEL_CALL_ENDED: ("model_call", 1),
-    EventType.MODEL_CALL_FAILED: ("model_call", 2),
+    EventType(f"{what}_{phase}"): (what, i)
+    for what in ("flow", "step", "tool_call", "model_call")
+    for i, phase in enumerate(("started", "ended", "failed"))
 }
 
 # Envelope fields a span (and an exported log record) carries as logkit.<field>, when the event

@@ -14,7 +14,8 @@ import inspect
 import re
 import sys
 import types
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -39,6 +40,16 @@ R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def refuse_unknown(
+    fields: Iterable[str], allowed: AbstractSet[str], message: str, problem: str
+) -> None:
+    """A ContractError naming (sorted) every field not in ``allowed``: ``message`` then the
+    names, and ``problem`` for each."""
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise ContractError(message + ", ".join(unknown), problems=dict.fromkeys(unknown, problem))
+
+
 def set_service_scope(fields: Mapping[str, Any]) -> Mapping[str, Any]:
     """Install the process's service scope (env, project, app, surface); returns the previous.
 
@@ -46,12 +57,12 @@ def set_service_scope(fields: Mapping[str, Any]) -> Mapping[str, Any]:
     (code may narrow it), but the ASGI middleware never binds a field the service fixes.
     """
     global _service
-    unknown = sorted(set(fields) - set(SERVICE_FIELDS))
-    if unknown:
-        raise ContractError(
-            "not service scope field(s): " + ", ".join(unknown),
-            problems=dict.fromkeys(unknown, "not a service scope field"),
-        )
+    refuse_unknown(
+        fields,
+        frozenset(SERVICE_FIELDS),
+        "not service scope field(s): ",
+        "not a service scope field",
+    )
     previous, _service = _service, MappingProxyType({k: v for k, v in fields.items() if v})
     return previous
 
@@ -67,12 +78,12 @@ class _Binding:
     __slots__ = ("_fields", "_tokens")
 
     def __init__(self, fields: dict[str, Any]) -> None:
-        unknown = sorted(set(fields) - BINDABLE_FIELDS)
-        if unknown:
-            raise ContractError(
-                "cannot bind unknown field(s): " + ", ".join(unknown),
-                problems=dict.fromkeys(unknown, "not a scope or correlation field"),
-            )
+        refuse_unknown(
+            fields,
+            BINDABLE_FIELDS,
+            "cannot bind unknown field(s): ",
+            "not a scope or correlation field",
+        )
         self._fields = fields
         self._tokens: list[contextvars.Token[Mapping[str, Any]]] = []
 

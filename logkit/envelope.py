@@ -87,6 +87,11 @@ class EventType(StrEnum):
     CONTRACT_VIOLATION = "contract_violation"
 
 
+EVENT_TYPES: dict[object, EventType] = {t.value: t for t in EventType}
+"""Each event type by its value (a member finds itself too): a dict hit is much cheaper than
+``EventType(...)`` on the emit path."""
+
+
 class Severity(StrEnum):
     DEBUG = "debug"
     INFO = "info"

@@ -21,6 +21,7 @@ usage event it records, carry its span id with the enclosing step's as parent.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import functools
 import inspect
 import time
@@ -124,21 +125,20 @@ class Call:
         usage[CACHED_TOKENS] += cached_tokens
         self.usage = usage
 
-    # --- lifecycle (used by CallSpec) ----------------------------------------------------
+    # --- lifecycle (used by _Invocation) -------------------------------------------------
 
-    def start(self, raw_input: Any, ts: Any = None) -> Event:
+    def start(self, raw_input: Any, ts: dt.datetime) -> Event:
         payload = dict(self.identity)
         if raw_input is not None:
             payload["input"] = self._redact(raw_input)
-        started = self._emit(0, payload, ts=ts) if ts is not None else self._emit(0, payload)
+        started = self._emit(0, payload, ts=ts)
         # Started after the event: latency is the call's, not logkit's.
         self._started = time.perf_counter()
         return started
 
-    def finish(self, exc: BaseException | None, ts: Any = None) -> Event:
+    def finish(self, exc: BaseException | None, ts: dt.datetime) -> Event:
         latency = round((time.perf_counter() - self._started) * 1000, 3)
         payload = {**self.identity, **self.attributes, "latency_ms": latency}
-        extra: dict[str, Any] = {} if ts is None else {"ts": ts}
         if self.usage is not None:
             payload.update(self.usage)
             usage_event_id = self._emit_usage()
@@ -147,9 +147,9 @@ class Call:
         if exc is None:
             if self.output is not None:
                 payload["output"] = self.output
-            return self._emit(1, payload, **extra)
+            return self._emit(1, payload, ts=ts)
         payload[ERROR_TYPE] = type(exc).__name__
-        return self._emit(2, payload, severity="error", **extra)
+        return self._emit(2, payload, severity="error", ts=ts)
 
     def _emit_usage(self) -> str | None:
         if self.usage is None or self.provider is None or self.model is None:
@@ -303,9 +303,10 @@ class _Invocation:
     def __enter__(self) -> Call:
         call = self._call
         stack = ExitStack()
+        what = f"{call.kind}_call"
         span = spans.start(
-            spanattrs.span_name(f"{call.kind}_call", call.identity),
-            client=call.kind == "model",
+            spanattrs.span_name(what, call.identity),
+            client=spanattrs.is_client(what),
             bound=bound_fields(),
         )
         stack.callback(span.close)  # ends it if the first event fails

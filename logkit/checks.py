@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from logkit.config import Settings
+from logkit.context import SERVICE_FIELDS
 from logkit.envelope import PROBE_TENANT, Env, Event, EventType
 from logkit.errors import ConfigError, LogkitError
 from logkit.sinks.protocols import AUDIT_NEEDS_CHAINS, Backend, LiveFeed, Query, Role, Selector
@@ -291,9 +292,7 @@ def check_sealing(settings: Settings, timeout: float) -> SinkCheck:
 def check_scope(settings: Settings) -> list[SinkCheck]:
     """The service scope and the contract policy the process will run with (informational)."""
     fixed = settings.service_scope()
-    detail = " ".join(
-        f"{k}={fixed.get(k, '-')}" for k in ("env", "project_id", "app_id", "surface_id")
-    )
+    detail = " ".join(f"{k}={fixed.get(k, '-')}" for k in SERVICE_FIELDS)
     unset = [k for k in ("project_id", "app_id") if k not in fixed]
     note = (
         f"{', '.join(unset)} not fixed by [service]: the code, a principal or trusted headers "

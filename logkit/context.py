@@ -11,36 +11,20 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import os
 import re
 import sys
 import types
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from logkit.envelope import CORRELATION_FIELDS, REQUIRED_SCOPE
 from logkit.errors import ContractError
 
-BINDABLE_FIELDS: frozenset[str] = frozenset(
-    {
-        "tenant_id",
-        "env",
-        "project_id",
-        "surface_id",
-        "app_id",
-        "request_id",
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "run_id",
-        "step_id",
-        "parent_step_id",
-        "user_id",
-        "actor_type",
-    }
-)
+BINDABLE_FIELDS: frozenset[str] = frozenset((*REQUIRED_SCOPE, *CORRELATION_FIELDS))
 SERVICE_FIELDS: tuple[str, ...] = ("env", "project_id", "app_id", "surface_id")
 """What the service's configuration (``[service]`` and ``env``) may fix for the process."""
 
@@ -56,6 +40,16 @@ R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def refuse_unknown(
+    fields: Iterable[str], allowed: AbstractSet[str], message: str, problem: str
+) -> None:
+    """A ContractError naming (sorted) every field not in ``allowed``: ``message`` then the
+    names, and ``problem`` for each."""
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise ContractError(message + ", ".join(unknown), problems=dict.fromkeys(unknown, problem))
+
+
 def set_service_scope(fields: Mapping[str, Any]) -> Mapping[str, Any]:
     """Install the process's service scope (env, project, app, surface); returns the previous.
 
@@ -63,12 +57,12 @@ def set_service_scope(fields: Mapping[str, Any]) -> Mapping[str, Any]:
     (code may narrow it), but the ASGI middleware never binds a field the service fixes.
     """
     global _service
-    unknown = sorted(set(fields) - set(SERVICE_FIELDS))
-    if unknown:
-        raise ContractError(
-            "not service scope field(s): " + ", ".join(unknown),
-            problems=dict.fromkeys(unknown, "not a service scope field"),
-        )
+    refuse_unknown(
+        fields,
+        frozenset(SERVICE_FIELDS),
+        "not service scope field(s): ",
+        "not a service scope field",
+    )
     previous, _service = _service, MappingProxyType({k: v for k, v in fields.items() if v})
     return previous
 
@@ -84,12 +78,12 @@ class _Binding:
     __slots__ = ("_fields", "_tokens")
 
     def __init__(self, fields: dict[str, Any]) -> None:
-        unknown = sorted(set(fields) - BINDABLE_FIELDS)
-        if unknown:
-            raise ContractError(
-                "cannot bind unknown field(s): " + ", ".join(unknown),
-                problems=dict.fromkeys(unknown, "not a scope or correlation field"),
-            )
+        refuse_unknown(
+            fields,
+            BINDABLE_FIELDS,
+            "cannot bind unknown field(s): ",
+            "not a scope or correlation field",
+        )
         self._fields = fields
         self._tokens: list[contextvars.Token[Mapping[str, Any]]] = []
 
@@ -237,7 +231,7 @@ def _steps(ctx: contextvars.Context, inner: Generator[Any, Any, Any]) -> Generat
         except GeneratorExit:
             ctx.run(inner.close)
             raise
-        except BaseException as exc:  # thrown in by the consumer: on to the body
+        except BaseException as exc:  # thrown in by the consumer (or a cancellation): inward
             sent, thrown = None, exc
 
 
@@ -282,21 +276,7 @@ def _in_context(ctx: contextvars.Context, awaitable: Any) -> Generator[Any, Any,
     What it yields (the futures it waits on) goes to the event loop unchanged, and what the
     loop sends or throws back (results, cancellation) goes to it inside ``ctx``.
     """
-    steps = awaitable.__await__()
-    sent: Any = None
-    thrown: BaseException | None = None
-    while True:
-        try:
-            waiting = ctx.run(steps.send, sent) if thrown is None else ctx.run(steps.throw, thrown)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            sent, thrown = (yield waiting), None
-        except GeneratorExit:
-            ctx.run(steps.close)
-            raise
-        except BaseException as exc:  # cancellation: into the awaitable, in its context
-            sent, thrown = None, exc
+    return (yield from _steps(ctx, awaitable.__await__()))
 
 
 def active_span_ids() -> tuple[str, str, str | None] | None:
@@ -383,15 +363,3 @@ def parse_traceparent(value: str | None) -> TraceParent | None:
     if rest and (version == "00" or not rest.startswith("-")):
         return None
     return TraceParent(trace_id=trace_id, parent_id=parent_id, flags=flags, version=version)
-
-
-def new_trace_id() -> str:
-    while (value := os.urandom(16).hex()) == _ZERO_TRACE:
-        pass
-    return value
-
-
-def new_span_id() -> str:
-    while (value := os.urandom(8).hex()) == _ZERO_SPAN:
-        pass
-    return value

@@ -19,7 +19,10 @@ from typing import Any
 from logkit.context import service_scope
 from logkit.counting import COUNTERS
 from logkit.envelope import (
+    CORRELATION_FIELDS,
     DEFAULT_STORAGE_CLASS,
+    EVENT_TYPES,
+    REQUIRED_SCOPE,
     UNSCOPED_TENANT,
     Env,
     Event,
@@ -35,24 +38,7 @@ UNSCOPED = "_unscoped"
 """The value of a required scope field (other than tenant and env) nobody gave."""
 
 # Envelope fields a violation keeps when they were valid: scope and correlation.
-_KEPT = (
-    "tenant_id",
-    "env",
-    "project_id",
-    "surface_id",
-    "app_id",
-    "request_id",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "run_id",
-    "step_id",
-    "parent_step_id",
-    "user_id",
-    "actor_type",
-    "redaction",
-)
-_TYPES = {t.value: t for t in EventType}
+_KEPT = (*REQUIRED_SCOPE, *CORRELATION_FIELDS, "redaction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +77,7 @@ def must_raise(event_type: object, data: Mapping[str, Any]) -> bool:
 
 
 def _audit_class(event_type: object, data: Mapping[str, Any]) -> bool:
-    kind = _TYPES.get(str(event_type)) if isinstance(event_type, str) else None
+    kind = EVENT_TYPES.get(str(event_type)) if isinstance(event_type, str) else None
     storage = data.get("storage_class") or (DEFAULT_STORAGE_CLASS.get(kind) if kind else None)
     return str(storage) == StorageClass.AUDIT.value
 
@@ -105,7 +91,7 @@ def violation(exc: ContractError, event_type: object, data: Mapping[str, Any]) -
     kept = {k: data[k] for k in _KEPT if data.get(k) is not None and k not in bad}
     report: dict[str, Any] = {
         "event_type": str(event_type)
-        if isinstance(event_type, str) and event_type in _TYPES
+        if isinstance(event_type, str) and event_type in EVENT_TYPES
         else None,
         "missing": list(exc.missing),
         "problems": dict(exc.problems),

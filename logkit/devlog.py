@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from logkit.context import current_scope
 from logkit.emit import emit
-from logkit.envelope import EventType, Severity
+from logkit.envelope import REQUIRED_SCOPE, EventType, Severity
 from logkit.errors import masked
 from logkit.redaction import get_redactor, redact_identifier, redact_text
 from logkit.redaction.masking import mask_text
@@ -35,16 +35,7 @@ SOURCE_KEY = "logging.googleapis.com/sourceLocation"
 LABELS_KEY = "logging.googleapis.com/labels"
 
 # Scope fields copied onto every line when bound.
-LINE_SCOPE_FIELDS = (
-    "tenant_id",
-    "env",
-    "project_id",
-    "surface_id",
-    "app_id",
-    "request_id",
-    "run_id",
-    "step_id",
-)
+LINE_SCOPE_FIELDS = (*REQUIRED_SCOPE, "request_id", "run_id", "step_id")
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

@@ -13,7 +13,7 @@ from typing import Any
 
 from logkit import contract
 from logkit.context import bound_scope, layer_span_ids
-from logkit.envelope import DEFAULT_STORAGE_CLASS, Event, EventType
+from logkit.envelope import DEFAULT_STORAGE_CLASS, EVENT_TYPES, Event, EventType
 from logkit.errors import ContractError
 from logkit.jsonsafe import refuse_unencodable
 from logkit.pipeline import PIPELINE
@@ -103,7 +103,7 @@ def _layers(payload: Mapping[str, Any] | None, fields: dict[str, Any]) -> dict[s
 
 
 def _build(event_type: EventType | str, data: dict[str, Any]) -> Event:
-    kind = _EVENT_TYPES.get(event_type)  # a dict hit is much cheaper than EventType(...)
+    kind = EVENT_TYPES.get(event_type)
     if kind is None:
         raise ContractError(
             "event_type: not a known event type (see logkit.EventType)",
@@ -115,9 +115,6 @@ def _build(event_type: EventType | str, data: dict[str, Any]) -> Event:
     event = Event.from_dict(data)
     refuse_unencodable(event.payload)  # what no store could write is refused here, by name
     return event
-
-
-_EVENT_TYPES: dict[object, EventType] = {t.value: t for t in EventType}
 
 
 def emit_event(event: Event) -> Event:

@@ -33,6 +33,18 @@ SCHEMA_VERSION = "1.1.0"
 """Semver of the envelope; bumped on any change to its fields or their meaning."""
 
 REQUIRED_SCOPE: tuple[str, ...] = ("tenant_id", "env", "project_id", "surface_id", "app_id")
+TRACE_FIELDS: tuple[str, ...] = ("trace_id", "span_id", "parent_span_id")
+"""The trace fields: OpenTelemetry carries them as a span's (or log record's) own context."""
+CORRELATION_FIELDS: tuple[str, ...] = (
+    "request_id",
+    *TRACE_FIELDS,
+    "run_id",
+    "step_id",
+    "parent_step_id",
+    "user_id",
+    "actor_type",
+)
+"""The optional correlation fields, in the envelope's order (they follow the scope)."""
 TENANT_PATTERN = r"^t_[a-z0-9_-]+$"
 
 # Tenants logkit keeps for itself. No request, principal or header can claim one (the ASGI
@@ -73,6 +85,11 @@ class EventType(StrEnum):
     DATASET_EVENT = "dataset_event"
     # An event that broke the contract, kept in its place when the policy is "record".
     CONTRACT_VIOLATION = "contract_violation"
+
+
+EVENT_TYPES: dict[object, EventType] = {t.value: t for t in EventType}
+"""Each event type by its value (a member finds itself too): a dict hit is much cheaper than
+``EventType(...)`` on the emit path."""
 
 
 class Severity(StrEnum):

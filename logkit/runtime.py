@@ -27,7 +27,7 @@ from logkit.dispatch import Dispatcher
 from logkit.envelope import Env, warm_up
 from logkit.errors import ConfigError, LogkitError
 from logkit.feeding import FeedWriter
-from logkit.pipeline import PIPELINE
+from logkit.pipeline import PIPELINE, Output
 from logkit.redaction.gate import set_redactor
 from logkit.redaction.policy import key_provider
 from logkit.redaction.sealing import KeyProvider
@@ -62,6 +62,10 @@ class Runtime:
     # With [sinks] feed: the live feed (Redis Streams) and the writer the router feeds.
     feed: LiveFeed | None = None
     feed_writer: FeedWriter | None = None
+
+    def outputs(self) -> list[Output]:
+        """What this runtime hands the pipeline: the router, and the OTLP exporter if any."""
+        return [self.router] if self.exporter is None else [self.router, self.exporter]
 
     def describe(self, role: Role) -> str:
         """The role's backend in one credential-free line (for reports and errors)."""
@@ -219,12 +223,10 @@ def configure(config_path: str | Path | None = None, **overrides: Any) -> Runtim
     with _lock:
         previous, _runtime = _runtime, runtime
         if previous is not None:
-            PIPELINE.remove_output(previous.router)
-            if previous.exporter is not None:
-                PIPELINE.remove_output(previous.exporter)
-        PIPELINE.add_output(runtime.router)
-        if runtime.exporter is not None:
-            PIPELINE.add_output(runtime.exporter)
+            for output in previous.outputs():
+                PIPELINE.remove_output(output)
+        for output in runtime.outputs():
+            PIPELINE.add_output(output)
         PIPELINE.configured = True
         if not _atexit_registered:
             atexit.register(_shutdown)
@@ -260,9 +262,8 @@ def shutdown(timeout: float | None = None) -> bool:
     with _lock:
         runtime, _runtime = _runtime, None
         if runtime is not None:
-            PIPELINE.remove_output(runtime.router)
-            if runtime.exporter is not None:
-                PIPELINE.remove_output(runtime.exporter)
+            for output in runtime.outputs():
+                PIPELINE.remove_output(output)
         PIPELINE.configured = False
     if runtime is None:
         return True

@@ -18,7 +18,13 @@ from typing import Any
 
 import orjson
 
-from logkit.envelope import Event, EventType
+from logkit.envelope import (
+    CORRELATION_FIELDS,
+    REQUIRED_SCOPE,
+    TRACE_FIELDS,
+    Event,
+    EventType,
+)
 
 AttributeValue = str | bool | int | float | list[str] | list[int] | list[float] | list[bool]
 
@@ -36,33 +42,15 @@ SPAN_KIND_PHOENIX = "openinference.span.kind"
 
 # Which span each event type starts (0), ends (1) or fails (2).
 SPAN_EVENTS: dict[EventType, tuple[str, int]] = {
-    EventType.FLOW_STARTED: ("flow", 0),
-    EventType.FLOW_ENDED: ("flow", 1),
-    EventType.FLOW_FAILED: ("flow", 2),
-    EventType.STEP_STARTED: ("step", 0),
-    EventType.STEP_ENDED: ("step", 1),
-    EventType.STEP_FAILED: ("step", 2),
-    EventType.TOOL_CALL_STARTED: ("tool_call", 0),
-    EventType.TOOL_CALL_ENDED: ("tool_call", 1),
-    EventType.TOOL_CALL_FAILED: ("tool_call", 2),
-    EventType.MODEL_CALL_STARTED: ("model_call", 0),
-    EventType.MODEL_CALL_ENDED: ("model_call", 1),
-    EventType.MODEL_CALL_FAILED: ("model_call", 2),
+    EventType(f"{what}_{phase}"): (what, i)
+    for what in ("flow", "step", "tool_call", "model_call")
+    for i, phase in enumerate(("started", "ended", "failed"))
 }
 
-# Envelope fields every span carries (as logkit.<field>), when the event has them.
-_SCOPE_FIELDS = (
-    "tenant_id",
-    "env",
-    "project_id",
-    "surface_id",
-    "app_id",
-    "request_id",
-    "run_id",
-    "step_id",
-    "parent_step_id",
-    "user_id",
-    "actor_type",
+# Envelope fields a span (and an exported log record) carries as logkit.<field>, when the event
+# has them: scope and correlation but the trace fields, which are the span's own context.
+ATTRIBUTE_FIELDS: tuple[str, ...] = REQUIRED_SCOPE + tuple(
+    f for f in CORRELATION_FIELDS if f not in TRACE_FIELDS
 )
 # Payload keys a span event writes that are not attributes of their own.
 _LIFECYCLE = frozenset({"name", "kind", "status", "duration_ms", "latency_ms", "input", "output"})
@@ -96,7 +84,7 @@ def attributes(event: Event) -> dict[str, AttributeValue]:
         return {}
     what, phase = kind
     out: dict[str, AttributeValue] = {"logkit.span.type": what}
-    for field in _SCOPE_FIELDS:
+    for field in ATTRIBUTE_FIELDS:
         value = getattr(event, field)
         if value is not None:
             out[f"logkit.{field}"] = str(value)

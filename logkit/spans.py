@@ -230,7 +230,6 @@ def start_under(
     *,
     kind: SpanKind = SpanKind.INTERNAL,
     trace_id: str | None = None,
-    attributes: Mapping[str, Any] | None = None,
 ) -> SpanHandle:
     """Start a span whose parent is ``parent`` (started in ``context``; None: the current)."""
     start_ns = now_ns()
@@ -239,7 +238,6 @@ def start_under(
             name,
             context=context,
             kind=kind,
-            attributes=attributes,
             start_time=start_ns,
             record_exception=False,  # raw exception text and stacks never leave
             set_status_on_exception=False,

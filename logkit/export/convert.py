@@ -50,21 +50,7 @@ _SEVERITY = {
     Severity.ERROR: SeverityNumber.ERROR,
     Severity.CRITICAL: SeverityNumber.FATAL,
 }
-_LOG_FIELDS = (
-    "tenant_id",
-    "env",
-    "project_id",
-    "surface_id",
-    "app_id",
-    "request_id",
-    "run_id",
-    "step_id",
-    "parent_step_id",
-    "user_id",
-    "actor_type",
-    "event_id",
-    "storage_class",
-)
+_LOG_FIELDS = (*spanattrs.ATTRIBUTE_FIELDS, "event_id", "storage_class")
 
 Ids = tuple[int, int, int | None]
 

@@ -18,7 +18,6 @@ Counters (``logkit.counters()``): ``export.otlp.spans``, ``export.otlp.logs`` (s
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -44,10 +43,9 @@ _MAX_BACKOFF_S = 30.0
 
 @dataclass
 class ExportStats:
-    spans: int = 0
-    logs: int = 0
+    """What a flush compares: events dropped so far (the rest is in ``logkit.counters()``)."""
+
     dropped: int = 0
-    failed: int = 0
 
 
 class _Signal:
@@ -326,9 +324,3 @@ def send_events(
         for signal in signals:
             signal.exporter.shutdown()
     return report
-
-
-def otel_env_endpoint() -> str | None:
-    """``OTEL_EXPORTER_OTLP_ENDPOINT`` (a base URL), if the environment names one."""
-    value = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    return value.rstrip("/") or None

@@ -24,7 +24,7 @@ from logkit.adapters import (
     from_stream_event,
     from_usage_event,
 )
-from logkit.envelope import REQUIRED_SCOPE, SCHEMA_VERSION
+from logkit.envelope import CORRELATION_FIELDS, REQUIRED_SCOPE, SCHEMA_VERSION, TRACE_FIELDS
 from logkit.testing import capture_events
 from tests.conftest import SCOPE
 from tests.fixtures.legacy_models import (
@@ -65,6 +65,12 @@ def test_contract_error_is_a_value_error() -> None:
 
 
 # --- required scope ---------------------------------------------------------------------------
+
+
+def test_field_name_lists_follow_the_envelope() -> None:
+    # Every list of scope or correlation field names is derived from these two.
+    assert list(Event.model_fields)[:14] == [*REQUIRED_SCOPE, *CORRELATION_FIELDS]
+    assert set(TRACE_FIELDS) <= set(CORRELATION_FIELDS)
 
 
 @pytest.mark.parametrize("field", REQUIRED_SCOPE)

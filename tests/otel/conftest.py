@@ -13,8 +13,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from logkit.redaction import set_redactor
+from logkit.redaction.engine import RegexRedactor
 from logkit.spans import use_tracer_provider
 from tests import services
+from tests.conftest import TEST_REDACTION_KEY
 
 
 class Recorded:
@@ -42,6 +45,14 @@ def recorded() -> Iterator[Recorded]:
     finally:
         use_tracer_provider(None)
         rec.provider.shutdown()
+
+
+@pytest.fixture
+def gate() -> Iterator[None]:
+    """The real redaction gate (the suite's default is pass-through)."""
+    previous = set_redactor(RegexRedactor(TEST_REDACTION_KEY.encode()))
+    yield
+    set_redactor(previous)
 
 
 def span_hex(value: int) -> str:

@@ -20,9 +20,7 @@ from logkit.config import ExportConfig
 from logkit.envelope import Event
 from logkit.export.convert import Converter
 from logkit.export.otlp import OtlpExporter, make_resource
-from logkit.redaction import set_redactor
-from logkit.redaction.engine import RegexRedactor
-from tests.conftest import SCOPE, TEST_REDACTION_KEY, memory_sinks
+from tests.conftest import SCOPE, memory_sinks
 from tests.otel.receiver import Receiver, attributes, value_of
 from tests.servers import free_port, serve
 
@@ -36,13 +34,6 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
     with serve(rec.app) as url:
         yield rec, url
     rec.gate.set()
-
-
-@pytest.fixture
-def gate() -> Iterator[None]:
-    previous = set_redactor(RegexRedactor(TEST_REDACTION_KEY.encode()))
-    yield
-    set_redactor(previous)
 
 
 def export_to(configured: Any, url: str, **export: Any) -> Any:

@@ -24,22 +24,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import logkit
 from logkit import ContractError, Event
-from logkit.redaction import set_redactor
-from logkit.redaction.engine import RegexRedactor
 from logkit.testing import capture_events
-from tests.conftest import SCOPE, TEST_REDACTION_KEY
+from tests.conftest import SCOPE
 from tests.otel.conftest import Recorded, span_hex, trace_hex
 
 EMAIL = "maria.gonzalez@example.org"
 CARD = "5425 2334 3010 9903"
-
-
-@pytest.fixture
-def gate() -> Iterator[None]:
-    """The real redaction gate (the suite's default is pass-through)."""
-    previous = set_redactor(RegexRedactor(TEST_REDACTION_KEY.encode()))
-    yield
-    set_redactor(previous)
 
 
 def story() -> str:

@@ -20,6 +20,7 @@ from logkit.cli.common import (
     ConfigOption,
     JsonOption,
     TenantOption,
+    UntilOption,
     cell,
     cli_command,
     console,
@@ -188,9 +189,7 @@ def list_runs(
             "--since", help=f"From (inclusive; default the day before --until): {TIME_HELP}."
         ),
     ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
-    ] = None,
+    until: UntilOption = None,
     status: Annotated[
         list[str] | None,
         typer.Option(

@@ -11,12 +11,13 @@ import typer
 from logkit.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
-    TIME_HELP,
     UNAVAILABLE,
     USAGE,
     ConfigOption,
     JsonOption,
+    SinceOption,
     TenantOption,
+    UntilOption,
     cell,
     cli_command,
     console,
@@ -39,10 +40,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-SinceOption = Annotated[str | None, typer.Option("--since", help=f"From (inclusive): {TIME_HELP}.")]
-UntilOption = Annotated[
-    str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
-]
 ByOption = Annotated[
     str,
     typer.Option("--by", help="Group by model, run, day (UTC), app, project or user."),

@@ -24,7 +24,7 @@ from .config import HOOK_TYPES
 from .imports import ImportSpec
 from .loggers import route
 from .shapes import Shape, select
-from .syntax import nodes_of
+from .syntax import assignments, nodes_of
 from .verdict import Verdict, short
 
 if TYPE_CHECKING:
@@ -91,14 +91,7 @@ def _params(function: cst.FunctionDef) -> list[cst.Param]:
 
 
 def _assignments(function: cst.FunctionDef) -> list[cst.Assign]:
-    body = function.body.body if isinstance(function.body, cst.IndentedBlock) else ()
-    return [
-        small
-        for line in body
-        if isinstance(line, cst.SimpleStatementLine)
-        for small in line.body
-        if isinstance(small, cst.Assign)
-    ]
+    return assignments(function.body.body if isinstance(function.body, cst.IndentedBlock) else ())
 
 
 def _hook_of(owner: str, assign: cst.Assign, params: dict[str, cst.Param]) -> Hook | None:

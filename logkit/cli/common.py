@@ -429,3 +429,8 @@ def cell(value: Any, style: str = "") -> Text:
     from rich.text import Text
 
     return Text("-" if value is None else str(value), style=style, overflow="fold")
+
+
+def cost_text(cost: Mapping[str, Any]) -> str:
+    """Amounts per currency as one text (``0.42 USD, 1.10 EUR``), ``-`` when there are none."""
+    return ", ".join(f"{amount} {currency}" for currency, amount in cost.items()) or "-"

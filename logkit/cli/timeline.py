@@ -24,6 +24,7 @@ from logkit.cli.common import (
     cell,
     cli_command,
     console,
+    cost_text,
     fail,
     group_help,
     optional_tenant,
@@ -160,7 +161,7 @@ def _details(node: dict[str, Any]) -> list[Text]:
         parts.append(Text(f"{tokens['input']}→{tokens['output']} tok"))
     cost = node.get("total_cost") or node.get("cost")
     if cost:
-        parts.append(Text(", ".join(f"{amount} {currency}" for currency, amount in cost.items())))
+        parts.append(Text(cost_text(cost)))
     unpriced = node.get("total_unpriced") or node.get("unpriced")
     if unpriced:
         parts.append(Text(f"{unpriced} unpriced", style="yellow"))
@@ -282,7 +283,7 @@ def _print_runs(tenant: str, runs: list[dict[str, Any]], more: int) -> None:
         table.add_column(column)
     for r in runs:
         duration = number(r["duration_ms"])
-        cost = ", ".join(f"{a} {c}" for c, a in r["cost"].items()) or "-"
+        cost = cost_text(r["cost"])
         if r["unpriced"]:
             cost += f" (+{r['unpriced']} unpriced)"
         table.add_row(

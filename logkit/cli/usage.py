@@ -21,6 +21,7 @@ from logkit.cli.common import (
     cell,
     cli_command,
     console,
+    cost_text,
     fail,
     group_help,
     optional_tenant,
@@ -104,10 +105,6 @@ def _nothing_message(tenant: str, start: dt.datetime | None, end: dt.datetime | 
     return f"no usage events for tenant {tenant}{window}"
 
 
-def _cost_text(cost: dict[str, str]) -> str:
-    return ", ".join(f"{amount} {currency}" for currency, amount in cost.items()) or "-"
-
-
 def _print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -125,7 +122,7 @@ def _print_table(result: dict[str, Any]) -> None:
             str(totals["input_tokens"]),
             str(totals["cached_tokens"]),
             str(totals["output_tokens"]),
-            cell(_cost_text(totals["cost"])),
+            cell(cost_text(totals["cost"])),
             end_section=index == len(rows) - 2,
         )
     console().print(table)

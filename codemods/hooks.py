@@ -126,7 +126,7 @@ def _is_factory_call(node: cst.BaseExpression) -> bool:
 
 def _forwarded_to(method: cst.FunctionDef, arg: str, attrs: dict[str, Hook]) -> str | None:
     """The hook attribute ``method`` calls with ``arg``, if any."""
-    for call in _calls(method):
+    for call in nodes_of(method, cst.Call):
         func = call.func
         if (
             m.matches(func, m.Attribute(value=m.Name("self")))
@@ -136,20 +136,6 @@ def _forwarded_to(method: cst.FunctionDef, arg: str, attrs: dict[str, Hook]) -> 
         ):
             return func.attr.value
     return None
-
-
-class _Calls(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found: list[cst.Call] = []
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.found.append(node)
-
-
-def _calls(node: cst.CSTNode) -> list[cst.Call]:
-    visitor = _Calls()
-    node.visit(visitor)
-    return visitor.found
 
 
 def default_value(hook: Hook, routes: dict[str, str]) -> cst.IfExp | cst.BooleanOperation:

@@ -24,7 +24,7 @@ from .config import HOOK_TYPES
 from .imports import ImportSpec
 from .loggers import route
 from .shapes import Shape, select
-from .syntax import nodes_of
+from .syntax import assignments, nodes_of
 from .verdict import Verdict, short
 
 if TYPE_CHECKING:
@@ -91,14 +91,7 @@ def _params(function: cst.FunctionDef) -> list[cst.Param]:
 
 
 def _assignments(function: cst.FunctionDef) -> list[cst.Assign]:
-    body = function.body.body if isinstance(function.body, cst.IndentedBlock) else ()
-    return [
-        small
-        for line in body
-        if isinstance(line, cst.SimpleStatementLine)
-        for small in line.body
-        if isinstance(small, cst.Assign)
-    ]
+    return assignments(function.body.body if isinstance(function.body, cst.IndentedBlock) else ())
 
 
 def _hook_of(owner: str, assign: cst.Assign, params: dict[str, cst.Param]) -> Hook | None:
@@ -133,7 +126,7 @@ def _is_factory_call(node: cst.BaseExpression) -> bool:
 
 def _forwarded_to(method: cst.FunctionDef, arg: str, attrs: dict[str, Hook]) -> str | None:
     """The hook attribute ``method`` calls with ``arg``, if any."""
-    for call in _calls(method):
+    for call in nodes_of(method, cst.Call):
         func = call.func
         if (
             m.matches(func, m.Attribute(value=m.Name("self")))
@@ -143,20 +136,6 @@ def _forwarded_to(method: cst.FunctionDef, arg: str, attrs: dict[str, Hook]) -> 
         ):
             return func.attr.value
     return None
-
-
-class _Calls(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found: list[cst.Call] = []
-
-    def visit_Call(self, node: cst.Call) -> None:
-        self.found.append(node)
-
-
-def _calls(node: cst.CSTNode) -> list[cst.Call]:
-    visitor = _Calls()
-    node.visit(visitor)
-    return visitor.found
 
 
 def default_value(hook: Hook, routes: dict[str, str]) -> cst.IfExp | cst.BooleanOperation:

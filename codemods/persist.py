@@ -29,7 +29,7 @@ import libcst.matchers as m
 
 from .imports import LOGKIT, ImportSpec
 from .shapes import select
-from .syntax import nodes_of
+from .syntax import assignments, nodes_of, single_name
 
 if TYPE_CHECKING:
     from .transform import MigrateLegacyCallSites
@@ -190,20 +190,11 @@ def also_catch_logkit(handler: cst.ExceptHandler) -> cst.ExceptHandler:
 
 def module_logger(module: cst.Module) -> str | None:
     """The name a module binds to ``logging.getLogger(...)`` at its top level, if any."""
-    for line in module.body:
-        if not isinstance(line, cst.SimpleStatementLine):
-            continue
-        for small in line.body:
-            if (
-                isinstance(small, cst.Assign)
-                and len(small.targets) == 1
-                and isinstance(small.targets[0].target, cst.Name)
-                and m.matches(
-                    small.value,
-                    m.Call(func=m.Attribute(value=m.Name("logging"), attr=m.Name("getLogger"))),
-                )
-            ):
-                return small.targets[0].target.value
+    get_logger = m.Call(func=m.Attribute(value=m.Name("logging"), attr=m.Name("getLogger")))
+    for assign in assignments(module.body):
+        target = single_name(assign)
+        if target is not None and m.matches(assign.value, get_logger):
+            return target.value
     return None
 
 

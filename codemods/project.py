@@ -87,13 +87,14 @@ def discover(
     first = next(iter(paths), Path("."))
     root = find_root(first)
     config = load_config(root, config_path)
-    sources = _sources(root)
-    length = _ruff_table(root).get("line-length")
+    ruff = _ruff_table(root)  # read once: source roots, first-party names, line length
+    sources = _sources(root, ruff)
+    length = ruff.get("line-length")
     project = Project(
         root=root,
         config=config,
         sources=sources,
-        first_party=_first_party(root),
+        first_party=_first_party(root, ruff),
         patched=frozenset(_patched_names(root)),
         line_length=length if isinstance(length, int) else 88,
     )
@@ -123,18 +124,17 @@ def find_root(path: Path) -> Path:
     return directory
 
 
-def _sources(root: Path) -> tuple[Path, ...]:
+def _sources(root: Path, ruff: Mapping[str, object]) -> tuple[Path, ...]:
     """``[tool.ruff] src`` (ruff's own default: the root and ``root/src``), longest first."""
-    declared = _ruff_table(root).get("src")
+    declared = ruff.get("src")
     names = declared if isinstance(declared, list) else [".", "src"]
     found = {(root / str(name)).resolve() for name in names}
     return tuple(sorted((p for p in found if p.is_dir()), key=lambda p: -len(p.parts)))
 
 
-def _first_party(root: Path) -> frozenset[str]:
+def _first_party(root: Path, ruff: Mapping[str, object]) -> frozenset[str]:
     """isort's known-first-party, from ruff's table or isort's own."""
     names: set[str] = set()
-    ruff = _ruff_table(root)
     lint = ruff.get("lint")
     isort = (lint.get("isort") if isinstance(lint, dict) else None) or ruff.get("isort")
     names.update(_strings(isort, "known-first-party"))

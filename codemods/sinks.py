@@ -121,15 +121,10 @@ class SinkRewrite:
     def _inline(self) -> str | Callable[[], str]:
         command = self.command
         statement = command.parent(self.consumer)
-        emission = self._emission(statement or self.consumer)
-        if isinstance(emission, str):
-            return emission
-        text = emit_call(
-            emission.event_type,
-            emission.payload,
-            emission.fields,
-            multiline=is_multiline(self.built),
-        )
+        emitted = self._emit_text(statement or self.consumer)
+        if isinstance(emitted, str):
+            return emitted
+        event_type, text = emitted
         line = command.parent(statement) if statement is not None else None
         if isinstance(command.parent(line), cst.SimpleStatementSuite) and "\n" in text:
             return "a one-line block: the direct rewrite needs lines"
@@ -138,7 +133,7 @@ class SinkRewrite:
 
         def apply() -> str:
             command.plan(self.consumer, lambda _updated: cst.parse_expression(text))
-            return emission.event_type
+            return event_type
 
         return apply
 
@@ -165,15 +160,10 @@ class SinkRewrite:
             and _next_statement(command, assign_line) is log_line
         ):
             return "other code runs between the construction and the sink call"
-        emission = self._emission(assign)
-        if isinstance(emission, str):
-            return emission
-        text = emit_call(
-            emission.event_type,
-            emission.payload,
-            emission.fields,
-            multiline=is_multiline(self.built),
-        )
+        emitted = self._emit_text(assign)
+        if isinstance(emitted, str):
+            return emitted
+        event_type, text = emitted
         kept = count_comments(assign) + count_comments(self.consumer)
         if count_comments(cst.parse_expression(text)) < kept:
             return _LOSES_COMMENTS
@@ -181,11 +171,12 @@ class SinkRewrite:
         def apply() -> str:
             merged = merge_lines(cst.parse_statement(text), assign_line, log_line)
             command.replace_lines({assign_line: merged, log_line: None})
-            return emission.event_type
+            return event_type
 
         return apply
 
-    def _emission(self, statement: cst.CSTNode) -> direct.Emission | str:
+    def _emit_text(self, statement: cst.CSTNode) -> tuple[str, str] | str:
+        """The event type and the ``logkit.emit(...)`` text replacing ``statement``, or why not."""
         command = self.command
         base = command.column(statement)
         comments = argument_comments(self.built)
@@ -198,10 +189,18 @@ class SinkRewrite:
 
         args = direct.Arguments(self.built, source, command.qualified)
         if self.shape.name == "dataset-event":
-            return direct.dataset_event(args)
-        if self.shape.name == "model-call-log":
-            return direct.model_call_log(args, PROMPT_SNAPSHOT)
-        return "no direct mapping for this shape: the adapter maps it"
+            emission = direct.dataset_event(args)
+        elif self.shape.name == "model-call-log":
+            emission = direct.model_call_log(args, PROMPT_SNAPSHOT)
+        else:
+            return "no direct mapping for this shape: the adapter maps it"
+        if isinstance(emission, str):
+            return emission
+        multiline = is_multiline(self.built)
+        text = emit_call(
+            emission.event_type, emission.payload, emission.fields, multiline=multiline
+        )
+        return emission.event_type, text
 
 
 def _inline_prompts(built: cst.Call, command: MigrateLegacyCallSites) -> list[cst.BaseExpression]:

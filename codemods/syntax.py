@@ -149,6 +149,17 @@ def merge_lines(
     return new.with_changes(leading_lines=leading, trailing_whitespace=trailing)
 
 
+def assignments(body: Sequence[cst.BaseStatement]) -> list[cst.Assign]:
+    """The ``x = ...`` statements of a block, at its own level (none nested in if/for/def)."""
+    return [
+        small
+        for line in body
+        if isinstance(line, cst.SimpleStatementLine)
+        for small in line.body
+        if isinstance(small, cst.Assign)
+    ]
+
+
 def single_name(assign: cst.Assign) -> cst.Name | None:
     if len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name):
         return assign.targets[0].target

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import libcst as cst
 from libcst.metadata.scope_provider import ImportAssignment, Scope
 
+from .syntax import assignments
+
 
 class Unused:
     def __init__(self) -> None:
@@ -76,20 +78,12 @@ def _bound(alias: cst.ImportAlias) -> str:
 def exported_names(module: cst.Module) -> set[str]:
     """The strings of a module-level ``__all__ = [...]`` (or tuple)."""
     names: set[str] = set()
-    for line in module.body:
-        if not isinstance(line, cst.SimpleStatementLine):
-            continue
-        for small in line.body:
-            if (
-                isinstance(small, cst.Assign)
-                and any(
-                    isinstance(t.target, cst.Name) and t.target.value == "__all__"
-                    for t in small.targets
-                )
-                and isinstance(small.value, cst.List | cst.Tuple)
-            ):
-                for element in small.value.elements:
-                    if isinstance(element.value, cst.SimpleString):
-                        value = element.value.evaluated_value
-                        names.add(value if isinstance(value, str) else "")
+    for assign in assignments(module.body):
+        if any(
+            isinstance(t.target, cst.Name) and t.target.value == "__all__" for t in assign.targets
+        ) and isinstance(assign.value, cst.List | cst.Tuple):
+            for element in assign.value.elements:
+                if isinstance(element.value, cst.SimpleString):
+                    value = element.value.evaluated_value
+                    names.add(value if isinstance(value, str) else "")
     return names

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
-from .report import Action
+from .report import REACHING, Action
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Verdict:
     @property
     def reaches(self) -> bool:
         """Does the object reach logkit (once this run's rewrites are applied)?"""
-        return self.action in ("routed", "adapted", "converted")
+        return self.action in REACHING
 
     def with_reason(self, prefix: str) -> Verdict:
         return replace(self, reason=prefix + self.reason)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -232,7 +233,7 @@ def _variants(request: ExportRequest) -> list[ExportRequest]:
 def _matching(
     runtime: Runtime, request: ExportRequest, progress: Progress | None
 ) -> Iterator[tuple[Role, Event]]:
-    for role, variant in ((r, v) for r in ROLES for v in _variants(request)):
+    for role, variant in itertools.product(ROLES, _variants(request)):
         store = runtime.stores.get(role)
         if store is None:
             continue

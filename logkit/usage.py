@@ -113,7 +113,16 @@ def check_tokens(input_tokens: int, output_tokens: int, cached_tokens: int) -> N
 
 # --- summing ----------------------------------------------------------------------------------
 
-GROUPINGS = ("model", "run", "day", "app", "project", "user")
+# The group key of an event, per --by grouping (in the order the CLI lists them).
+_KEYS: Mapping[str, Callable[[Event], str]] = {
+    "model": lambda e: "/".join(model_of(e.payload)),
+    "run": lambda e: e.run_id or "(no run)",
+    "day": lambda e: e.ts.astimezone(dt.UTC).date().isoformat(),
+    "app": lambda e: e.app_id,
+    "project": lambda e: e.project_id,
+    "user": lambda e: e.user_id or "(no user)",
+}
+GROUPINGS = tuple(_KEYS)
 
 
 @dataclass
@@ -158,14 +167,11 @@ def summarize(events: Iterable[Event], by: str) -> tuple[dict[str, UsageTotals],
         raise ValueError(f"cannot group usage by {by!r}; use one of {', '.join(GROUPINGS)}")
     groups: dict[str, UsageTotals] = {}
     total = UsageTotals()
+    key = _KEYS[by]
     for event in events:
-        groups.setdefault(_group_key(event, by), UsageTotals()).add(event)
+        groups.setdefault(key(event), UsageTotals()).add(event)
         total.add(event)
     return dict(sorted(groups.items())), total
-
-
-def _group_key(event: Event, by: str) -> str:
-    return _KEYS[by](event)
 
 
 def model_of(payload: Mapping[str, Any]) -> tuple[str, str]:
@@ -174,16 +180,6 @@ def model_of(payload: Mapping[str, Any]) -> tuple[str, str]:
     provider = payload.get(PROVIDER, payload.get("provider")) or "?"
     model = payload.get(REQUEST_MODEL, payload.get("model", payload.get("model_or_plan_id")))
     return str(provider), str(model or "?")
-
-
-_KEYS: Mapping[str, Callable[[Event], str]] = {
-    "model": lambda e: "/".join(model_of(e.payload)),
-    "run": lambda e: e.run_id or "(no run)",
-    "day": lambda e: e.ts.astimezone(dt.UTC).date().isoformat(),
-    "app": lambda e: e.app_id,
-    "project": lambda e: e.project_id,
-    "user": lambda e: e.user_id or "(no user)",
-}
 
 
 def cost_of(payload: Mapping[str, Any]) -> Decimal | None:

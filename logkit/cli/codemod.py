@@ -12,6 +12,7 @@ from logkit.cli.common import (
     EXIT_PROBLEM,
     USAGE,
     JsonOption,
+    cell,
     cli_command,
     console,
     fail,
@@ -67,8 +68,6 @@ def list_codemods(json_output: JsonOption = False) -> None:
         print_json(rows)
         return
     from rich.table import Table
-
-    from logkit.cli.common import cell
 
     table = Table("codemod", "legacy class", "what it does", box=None)
     for row in rows:

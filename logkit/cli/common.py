@@ -4,11 +4,12 @@ examples, and the options and helpers every command shares (docs/cli.md is the w
 A command opts in with the :func:`cli_command` decorator (its ``--help`` gets the summary,
 the exit codes and examples; whatever it raises is mapped by :func:`error_of`, the one mapping
 from exceptions to a kind and an exit code) and the shared options (``ConfigOption``,
-``JsonOption`` as the parameter ``json_output``, ``TenantOption``). An error prints
-``logkit: <message>`` on stderr, or ``{"error": {"kind", "message"}}`` on stdout under
-``--json``; never a traceback. Commands stop through :func:`fail` or let a LogkitError go.
-The root group, :class:`ContractGroup`, applies the same mapping to what fails before a command
-runs (a missing option, an unknown command) and to any command not decorated.
+``JsonOption`` as the parameter ``json_output``, ``TenantOption``, ``SinceOption``,
+``UntilOption``). An error prints ``logkit: <message>`` on stderr, or
+``{"error": {"kind", "message"}}`` on stdout under ``--json``; never a traceback. Commands
+stop through :func:`fail` or let a LogkitError go. The root group, :class:`ContractGroup`,
+applies the same mapping to what fails before a command runs (a missing option, an unknown
+command) and to any command not decorated.
 """
 
 from __future__ import annotations
@@ -356,6 +357,10 @@ def optional_tenant(help_text: str) -> Any:
 _AGO = re.compile(r"^(\d+)\s*(s|m|min|h|d|w)(?:\s+ago)?$")
 _UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TIME_HELP = "ISO date/time (UTC if no zone), a duration ago (30m, 2h, 7d), today or yesterday"
+SinceOption = Annotated[str | None, typer.Option("--since", help=f"From (inclusive): {TIME_HELP}.")]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
+]
 
 
 def parse_time(
@@ -424,3 +429,8 @@ def cell(value: Any, style: str = "") -> Text:
     from rich.text import Text
 
     return Text("-" if value is None else str(value), style=style, overflow="fold")
+
+
+def cost_text(cost: Mapping[str, Any]) -> str:
+    """Amounts per currency as one text (``0.42 USD, 1.10 EUR``), ``-`` when there are none."""
+    return ", ".join(f"{amount} {currency}" for currency, amount in cost.items()) or "-"

@@ -10,12 +10,13 @@ import typer
 from logkit.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
-    TIME_HELP,
     UNAVAILABLE,
     USAGE,
     ConfigOption,
     JsonOption,
+    SinceOption,
     TenantOption,
+    UntilOption,
     cli_command,
     doing,
     fail,
@@ -58,12 +59,8 @@ def export(  # options are keyword-only: Typer passes them by name
     ],
     user: Annotated[str | None, typer.Option("--user", help="The subject's user id.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="One run only.")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help=f"From (inclusive): {TIME_HELP}.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:

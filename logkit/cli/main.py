@@ -21,7 +21,15 @@ from logkit.cli import (
     timeline,
     usage,
 )
-from logkit.cli.common import EXIT_OK, ContractGroup, JsonOption, cli_command, print_json
+from logkit.cli.common import (
+    EXIT_OK,
+    UNAVAILABLE,
+    USAGE,
+    ContractGroup,
+    JsonOption,
+    cli_command,
+    print_json,
+)
 
 app = typer.Typer(
     name="logkit",
@@ -68,8 +76,8 @@ def _print_version(value: bool) -> None:
     exits={
         0: "ok",
         1: "a check failed or a problem was found",
-        2: "a usage or configuration error, or what was named does not exist",
-        3: "a store cannot be reached or read",
+        2: USAGE,
+        3: UNAVAILABLE,
     },
 )
 def root(

@@ -20,9 +20,11 @@ from logkit.cli.common import (
     ConfigOption,
     JsonOption,
     TenantOption,
+    UntilOption,
     cell,
     cli_command,
     console,
+    cost_text,
     fail,
     group_help,
     optional_tenant,
@@ -159,7 +161,7 @@ def _details(node: dict[str, Any]) -> list[Text]:
         parts.append(Text(f"{tokens['input']}→{tokens['output']} tok"))
     cost = node.get("total_cost") or node.get("cost")
     if cost:
-        parts.append(Text(", ".join(f"{amount} {currency}" for currency, amount in cost.items())))
+        parts.append(Text(cost_text(cost)))
     unpriced = node.get("total_unpriced") or node.get("unpriced")
     if unpriced:
         parts.append(Text(f"{unpriced} unpriced", style="yellow"))
@@ -188,9 +190,7 @@ def list_runs(
             "--since", help=f"From (inclusive; default the day before --until): {TIME_HELP}."
         ),
     ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
-    ] = None,
+    until: UntilOption = None,
     status: Annotated[
         list[str] | None,
         typer.Option(
@@ -283,7 +283,7 @@ def _print_runs(tenant: str, runs: list[dict[str, Any]], more: int) -> None:
         table.add_column(column)
     for r in runs:
         duration = number(r["duration_ms"])
-        cost = ", ".join(f"{a} {c}" for c, a in r["cost"].items()) or "-"
+        cost = cost_text(r["cost"])
         if r["unpriced"]:
             cost += f" (+{r['unpriced']} unpriced)"
         table.add_row(

@@ -11,15 +11,17 @@ import typer
 from logkit.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
-    TIME_HELP,
     UNAVAILABLE,
     USAGE,
     ConfigOption,
     JsonOption,
+    SinceOption,
     TenantOption,
+    UntilOption,
     cell,
     cli_command,
     console,
+    cost_text,
     fail,
     group_help,
     optional_tenant,
@@ -39,10 +41,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-SinceOption = Annotated[str | None, typer.Option("--since", help=f"From (inclusive): {TIME_HELP}.")]
-UntilOption = Annotated[
-    str | None, typer.Option("--until", help=f"Until (exclusive): {TIME_HELP}.")
-]
 ByOption = Annotated[
     str,
     typer.Option("--by", help="Group by model, run, day (UTC), app, project or user."),
@@ -107,10 +105,6 @@ def _nothing_message(tenant: str, start: dt.datetime | None, end: dt.datetime | 
     return f"no usage events for tenant {tenant}{window}"
 
 
-def _cost_text(cost: dict[str, str]) -> str:
-    return ", ".join(f"{amount} {currency}" for currency, amount in cost.items()) or "-"
-
-
 def _print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -128,7 +122,7 @@ def _print_table(result: dict[str, Any]) -> None:
             str(totals["input_tokens"]),
             str(totals["cached_tokens"]),
             str(totals["output_tokens"]),
-            cell(_cost_text(totals["cost"])),
+            cell(cost_text(totals["cost"])),
             end_section=index == len(rows) - 2,
         )
     console().print(table)

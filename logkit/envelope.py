@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 import orjson
 import uuid_utils
@@ -46,6 +46,19 @@ CORRELATION_FIELDS: tuple[str, ...] = (
 )
 """The optional correlation fields, in the envelope's order (they follow the scope)."""
 TENANT_PATTERN = r"^t_[a-z0-9_-]+$"
+MAX_TENANT_LENGTH = 128
+_TENANT_ID = re.compile(TENANT_PATTERN)
+
+
+def is_tenant_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a tenant id the envelope accepts: the pattern, as a whole string
+    (``$`` alone would let a trailing newline through), and at most 128 characters."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_TENANT_LENGTH
+        and _TENANT_ID.fullmatch(value) is not None
+    )
+
 
 # Tenants logkit keeps for itself. No request, principal or header can claim one (the ASGI
 # middleware and the stream refuse them), so what logkit files there never mixes with a
@@ -206,7 +219,7 @@ class Event(BaseModel, metaclass=_ContractMeta):
     )
 
     # Required scope: never defaulted, never guessed.
-    tenant_id: Annotated[str, Field(pattern=TENANT_PATTERN, max_length=128)]
+    tenant_id: Annotated[str, Field(pattern=TENANT_PATTERN, max_length=MAX_TENANT_LENGTH)]
     env: Env
     project_id: NonEmpty
     surface_id: NonEmpty

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from logkit.envelope import TENANT_PATTERN, is_reserved_tenant
+from logkit.envelope import is_reserved_tenant, is_tenant_id
 from logkit.errors import ConfigError, ContractError
 
-_TENANT = re.compile(TENANT_PATTERN)
 _MAX_ID = 256
-_MAX_TENANT = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +82,7 @@ async def resolve(resolver: Resolver, connection: Any) -> Principal | None:
 def principal_problem(principal: Principal) -> str | None:
     """Why ``principal`` cannot be used, or None. Never echoes the values."""
     tenant = principal.tenant_id
-    if not isinstance(tenant, str) or len(tenant) > _MAX_TENANT or not _TENANT.match(tenant):
+    if not is_tenant_id(tenant):
         return "not a valid tenant id"
     if is_reserved_tenant(tenant):
         return "a reserved tenant cannot be claimed"
@@ -97,9 +94,7 @@ def principal_problem(principal: Principal) -> str | None:
 
 def tenant_header_ok(value: str) -> bool:
     """Whether a trusted ``X-Tenant-Id`` value may be used as a tenant."""
-    return (
-        len(value) <= _MAX_TENANT and bool(_TENANT.match(value)) and not is_reserved_tenant(value)
-    )
+    return is_tenant_id(value) and not is_reserved_tenant(value)
 
 
 def single_headers(

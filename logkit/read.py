@@ -7,10 +7,9 @@ the field, never a read across tenants.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Iterator
 
-from logkit.envelope import TENANT_PATTERN, Event
+from logkit.envelope import Event, is_tenant_id
 from logkit.errors import ContractError
 from logkit.redaction.gate import redact_identifier
 from logkit.runtime import current
@@ -53,9 +52,6 @@ def query_events(
     return runtime.stores[Role(role)].query(query)
 
 
-_TENANT = re.compile(TENANT_PATTERN)
-
-
 def require_tenant(tenant_id: object) -> str:
     """``tenant_id`` when it is a tenant id; else a ContractError naming ``tenant_id``."""
     if tenant_id is None:
@@ -63,7 +59,7 @@ def require_tenant(tenant_id: object) -> str:
             "tenant_id is required: every read and delete is scoped to one tenant",
             missing=("tenant_id",),
         )
-    if not isinstance(tenant_id, str) or len(tenant_id) > 128 or not _TENANT.match(tenant_id):
+    if not is_tenant_id(tenant_id):
         raise ContractError(
             "tenant_id must be a tenant id such as t_acme (t_ then a-z, 0-9, _ or -)",
             problems={"tenant_id": "not a tenant id"},

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 from typer.core import TyperGroup
 
+from logkit.envelope import is_tenant_id
+
 try:  # Typer >= 0.2x carries its own copy of click: its exceptions are the ones raised
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - an older Typer on click itself
@@ -326,15 +328,12 @@ def _dedent(doc: str) -> str:
 
 # --- shared options ---------------------------------------------------------------------------
 
-# logkit.envelope.TENANT_PATTERN, not imported: the CLI starts without loading pydantic.
-_TENANT = re.compile(r"^t_[a-z0-9_-]+$")
-
 
 def check_tenant(value: str | None) -> str | None:
     """A ``--tenant`` value: None stays None; anything else must be a tenant id (exit 2)."""
     if value is None:
         return None
-    if not _TENANT.match(value) or len(value) > 128:
+    if not is_tenant_id(value):
         raise typer.BadParameter(
             f"{value[:64]!r} is not a tenant id: t_ then lowercase letters, digits, _ or - "
             "(e.g. t_acme)"

@@ -132,6 +132,45 @@ def test_tenant_pattern_rejects_everything_else(tenant: str) -> None:
     assert "tenant_id" in info.value.problems
 
 
+@given(
+    st.one_of(
+        st.from_regex(r"^t_[a-z0-9_-]{1,140}$", fullmatch=True),
+        st.from_regex(r"^t_[a-z0-9_-]{1,20}\n?$", fullmatch=True),
+        st.text(max_size=40),
+    )
+)
+def test_every_tenant_check_agrees_with_the_envelope(tenant: str) -> None:
+    """Reads, principals, trusted headers and the CLI accept exactly the envelope's tenant ids
+    (one rule: a trailing newline or a 129th character is refused everywhere)."""
+    import typer
+
+    from logkit.cli.common import check_tenant
+    from logkit.envelope import is_reserved_tenant, is_tenant_id
+    from logkit.principal import Principal, principal_problem, tenant_header_ok
+    from logkit.read import require_tenant
+
+    try:
+        Event(**{**SCOPE, "tenant_id": tenant}, event_type="message")
+        accepted = True
+    except ContractError:
+        accepted = False
+    assert is_tenant_id(tenant) is accepted
+    try:
+        require_tenant(tenant)
+        read_ok = True
+    except ContractError:
+        read_ok = False
+    try:
+        check_tenant(tenant)
+        cli_ok = True
+    except typer.BadParameter:
+        cli_ok = False
+    assert read_ok is cli_ok is accepted
+    customer = accepted and not is_reserved_tenant(tenant)
+    assert tenant_header_ok(tenant) is customer
+    assert (principal_problem(Principal(tenant)) is None) is customer
+
+
 def test_error_messages_never_echo_the_rejected_value() -> None:
     secret = "alice@example.com"
     with pytest.raises(ContractError) as info:

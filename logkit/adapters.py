@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from logkit.context import BINDABLE_FIELDS, bound_scope
+from logkit.context import BINDABLE_FIELDS, bound_scope, refuse_unknown
 from logkit.envelope import (
+    EVENT_TYPES,
     ActorType,
     Event,
     EventType,
@@ -31,10 +32,7 @@ from logkit.errors import ContractError
 _MISSING = object()
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
-_EVENT_TYPES = frozenset(t.value for t in EventType)
 _ACTOR_TYPES = frozenset(t.value for t in ActorType)
-# Explicit overrides an adapter accepts: exactly what bind() accepts.
-_CONTEXT_FIELDS = BINDABLE_FIELDS
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -85,12 +83,13 @@ class _Builder:
     """Collects envelope fields from a legacy object and explicit overrides, then validates."""
 
     def __init__(self, explicit: Mapping[str, Any]) -> None:
-        unknown = sorted(set(explicit) - _CONTEXT_FIELDS)
-        if unknown:
-            raise ContractError(
-                "adapters accept only scope and correlation overrides; got: " + ", ".join(unknown),
-                problems=dict.fromkeys(unknown, "not a scope or correlation field"),
-            )
+        # Explicit overrides an adapter accepts: exactly what bind() accepts.
+        refuse_unknown(
+            explicit,
+            BINDABLE_FIELDS,
+            "adapters accept only scope and correlation overrides; got: ",
+            "not a scope or correlation field",
+        )
         self.explicit = explicit
         self.fields: dict[str, Any] = {}
         self.payload: dict[str, Any] = {}
@@ -135,8 +134,10 @@ class _Builder:
 
 
 def _event_type_or_message(builder: _Builder, legacy_type: Any) -> EventType:
-    if legacy_type in _EVENT_TYPES:
-        return EventType(legacy_type)
+    # Only text names a type: a list or dict stored there is kept, not hashed (TypeError).
+    kind = EVENT_TYPES.get(legacy_type) if isinstance(legacy_type, str) else None
+    if kind is not None:
+        return kind
     builder.payload["legacy_type"] = legacy_type
     return EventType.MESSAGE
 

@@ -468,6 +468,26 @@ def test_persisted_stream_event_with_canonical_type_goes_to_ops() -> None:
     assert event.event_type is EventType.STEP_STARTED and event.storage_class is StorageClass.OPS
 
 
+@pytest.mark.parametrize("legacy_type", [["step_started"], {"t": 1}, 7, None])
+def test_a_legacy_type_that_is_not_text_is_kept_not_hashed(legacy_type: Any) -> None:
+    """Legacy dicts carry any JSON there: a list or dict is kept as legacy_type, never a bare
+    TypeError (unhashable) out of the adapter."""
+    routing = {"tenant_id": "t_acme", "env": "dev", "project_id": "p", "app_id": "a"}
+    legacy = {
+        "v": 1,
+        "type": legacy_type,
+        "ts": "2026-01-01T00:00:00+00:00",
+        "event_id": "e1",
+        "routing": {**routing, "surface_id": "s"},
+        "ids": {},
+        "data": {},
+        "meta": {},
+    }
+    event = from_legacy(legacy)
+    assert event.event_type is EventType.MESSAGE
+    assert event.payload.get("legacy_type") == legacy_type
+
+
 def test_event_log_entry_maps_and_keeps_origin() -> None:
     legacy = EventLogEntry(
         event_type="asset.created",

@@ -110,7 +110,7 @@ class _Builder:
         """Trace/span ids must be W3C hex; a non-conforming legacy id is kept in the payload."""
         if value in (None, ""):
             return
-        if pattern.match(str(value)):
+        if pattern.fullmatch(str(value)):  # not .match: its $ lets a trailing newline in
             self.take(name, str(value))
         else:
             self.payload[legacy_name] = str(value)
@@ -118,7 +118,7 @@ class _Builder:
     def take_actor(self, value: Any) -> None:
         if value in (None, ""):
             return
-        if value in _ACTOR_TYPES:
+        if isinstance(value, str) and value in _ACTOR_TYPES:  # a list would not hash
             self.take("actor_type", value)
         else:
             self.payload["legacy_actor_type"] = str(value)

@@ -488,6 +488,33 @@ def test_a_legacy_type_that_is_not_text_is_kept_not_hashed(legacy_type: Any) -> 
     assert event.payload.get("legacy_type") == legacy_type
 
 
+def test_legacy_actor_types_and_ids_of_any_shape_are_kept_in_the_payload() -> None:
+    """An actor type that is a list, and a trace id with a trailing newline, are not envelope
+    values: they go to the payload, never a TypeError or a refused event."""
+    legacy = {
+        "v": 1,
+        "type": "message",
+        "ts": "2026-01-01T00:00:00+00:00",
+        "event_id": "e1",
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736\n",
+        "routing": {
+            "tenant_id": "t_acme",
+            "env": "dev",
+            "project_id": "p",
+            "app_id": "a",
+            "surface_id": "s",
+            "actor_type": ["human"],
+        },
+        "ids": {},
+        "data": {},
+        "meta": {},
+    }
+    event = from_legacy(legacy)
+    assert event.actor_type is None and event.payload["legacy_actor_type"] == "['human']"
+    assert event.trace_id is None
+    assert event.payload["legacy_trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736\n"
+
+
 def test_event_log_entry_maps_and_keeps_origin() -> None:
     legacy = EventLogEntry(
         event_type="asset.created",

@@ -175,8 +175,8 @@ def _checked(
     if name == "requestId":
         fields.append(("request_id", text))
     elif name == "traceId":
-        (fields if _TRACE_ID.match(value) else payload).append(
-            ("trace_id" if _TRACE_ID.match(value) else "legacy_trace_id", text)
+        (fields if _TRACE_ID.fullmatch(value) else payload).append(
+            ("trace_id" if _TRACE_ID.fullmatch(value) else "legacy_trace_id", text)
         )
     elif value in _ACTOR_TYPES:
         fields.append(("actor_type", text))

@@ -86,9 +86,9 @@ def parse_uri(uri: str) -> Target:
     dataset = parts.path[1:]
     if parts.scheme.lower() != "bigquery" or not parts.netloc or parts.fragment:
         raise ConfigError(f"a BigQuery URI looks like {shape}, got {uri!r}")
-    if not _PROJECT.match(parts.netloc):
+    if not _PROJECT.fullmatch(parts.netloc):
         raise ConfigError(f"{parts.netloc!r} is not a Google Cloud project id (in {uri!r})")
-    if not _DATASET.match(dataset):
+    if not _DATASET.fullmatch(dataset):
         raise ConfigError(f"the dataset must be one name of letters, digits and _ (in {uri!r})")
     options: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -96,7 +96,7 @@ def parse_uri(uri: str) -> Target:
             raise ConfigError(f"unknown or repeated BigQuery URI option {key!r} (in {uri!r})")
         options[key] = value
     location = options.get("location")
-    if location is not None and not _LOCATION.match(location):
+    if location is not None and not _LOCATION.fullmatch(location):
         raise ConfigError(f"location must be a BigQuery location such as EU (in {uri!r})")
     write = options.get("write", "storage")
     if write not in WRITE_MODES:

@@ -127,7 +127,7 @@ def parse_uri(uri: str) -> Settings:
     uri = re.sub(r"//[^/?]*@", "//***@", uri)
     if scheme.lower() != "firestore" or not sep:
         raise ConfigError(f"a Firestore URI looks like {_EXAMPLE}, got {uri!r}")
-    if not _PROJECT.match(project):
+    if not _PROJECT.fullmatch(project):
         raise ConfigError(f"{uri!r} does not name a Google Cloud project id (e.g. {_EXAMPLE})")
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
@@ -139,7 +139,7 @@ def parse_uri(uri: str) -> Settings:
             f"{uri!r}: the parameters are root, database, timeout, lanes and append, once each"
         )
     for key, (pattern, rule) in _RULES.items():
-        if key in params and not pattern.match(params[key]):
+        if key in params and not pattern.fullmatch(params[key]):
             raise ConfigError(f"{uri!r}: {key} must be {rule}")
     root, database = params.get("root", DEFAULT_ROOT), params.get("database", DEFAULT_DATABASE)
     lanes, append = params.get("lanes") == "writer", params.get("append", "block")

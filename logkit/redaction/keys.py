@@ -77,7 +77,7 @@ class LocalKeyDirectory:
         key = None if path is None else _read_key(path)
         if key is not None or not create or path is None:
             return key
-        _create_once(path, os.urandom(KEY_BYTES).hex().encode())
+        create_once(path, os.urandom(KEY_BYTES).hex().encode())
         return _read_key(path)  # ours, or the one another process created first
 
     def destroy(self, subject: str) -> bool:
@@ -94,7 +94,7 @@ class LocalKeyDirectory:
         except FileNotFoundError:
             if not create:
                 return None
-            secret = _create_once(path, secrets.token_hex(KEY_BYTES).encode())
+            secret = create_once(path, secrets.token_hex(KEY_BYTES).encode())
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         if not _HEX_KEY.match(secret):
@@ -114,7 +114,7 @@ def _read_key(path: Path) -> bytes | None:
     return bytes.fromhex(text.decode())
 
 
-def _create_once(path: Path, content: bytes) -> bytes:
+def create_once(path: Path, content: bytes) -> bytes:
     """Create ``path`` (0600) holding ``content``, atomically and once: if another thread or
     process won the race, its content is returned. Written to a private temporary file first and
     hard-linked into place, so nobody ever reads a half-written key."""

@@ -7,13 +7,12 @@ other id is ``default`` minus the kinds ``[redaction.allow]`` lists for it (neve
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from logkit.config import RedactionConfig, Settings, load_settings
 from logkit.envelope import Env, StorageClass
 from logkit.errors import ConfigError, RedactionError
 from logkit.redaction.gate import PassThroughRedactor, Redactor
-from logkit.redaction.keys import provider_for
+from logkit.redaction.keys import create_once, provider_for
 from logkit.redaction.sealing import KeyProvider
 
 
@@ -29,7 +28,10 @@ def master_key(config: RedactionConfig, env: Env) -> bytes:
                 "redaction.key_file; pseudonyms need a stable secret outside dev"
             )
         path = config.dev_key_file
-        _create_key_file(path)
+        if not path.exists():
+            # Atomic: a second process starting at the same moment reads the winner's key,
+            # never an empty, half-written file.
+            return create_once(path, os.urandom(32).hex().encode())
     try:
         return path.read_bytes().strip()
     except OSError as exc:
@@ -48,18 +50,6 @@ def default_key() -> bytes:
         return master_key(settings.redaction, settings.env)
     except ConfigError as exc:
         raise RedactionError(f"the redaction gate has no key: {exc}") from None
-
-
-def _create_key_file(path: Path) -> None:
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as handle:
-        handle.write(os.urandom(32).hex())
 
 
 def build_gate(settings: Settings) -> tuple[Redactor, dict[StorageClass, Redactor]]:

@@ -4,6 +4,8 @@ and the engine's key handling (a lazy master key, the public per-tenant key)."""
 from __future__ import annotations
 
 import re
+import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -260,3 +262,28 @@ def test_no_planted_value_survives_anywhere_in_a_payload(kind: str, seed: int, d
         payload = {"wrap": payload, "n": 1}
     out, _ = R.redact(payload)
     assert value not in repr(out)
+
+
+def test_the_dev_key_is_created_once_and_never_read_half_written(tmp_path: Path) -> None:
+    """Processes (here threads) starting together in dev all get the one key the winner wrote,
+    never an empty file another is still writing."""
+    from logkit.config import RedactionConfig
+    from logkit.envelope import Env
+    from logkit.redaction.policy import master_key
+
+    config = RedactionConfig(dev_key_file=tmp_path / "keys" / "dev.key")
+    start = threading.Barrier(8)
+    keys: list[bytes] = []
+
+    def first_use() -> None:
+        start.wait(timeout=10)
+        keys.append(master_key(config, Env.DEV))
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(keys) == 8 and len(set(keys)) == 1
+    assert len(keys[0]) == 64 and keys[0] == config.dev_key_file.read_bytes().strip()
+    assert config.dev_key_file.stat().st_mode & 0o777 == 0o600

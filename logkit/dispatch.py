@@ -352,7 +352,8 @@ class Dispatcher:
             if not self._keep(batch, generation):
                 raise
         except Exception as exc:  # refused, or cannot be written at all: find the culprits
-            left = self._split(batch, exc)
+            stored, left = self._split(batch, exc)
+            self.stats.written += stored
             if left and not self._keep(left, generation):
                 raise SinkUnavailable("backend and spool both unavailable") from exc
 
@@ -371,26 +372,30 @@ class Dispatcher:
             with attempt:
                 self.store.write(batch)
 
-    def _split(self, events: list[Event], exc: Exception) -> list[Event]:
+    def _split(self, events: list[Event], exc: Exception) -> tuple[int, list[Event]]:
         """Bisect a batch the store failed: write what it takes, bury each single event it
-        refuses. Returns the events left when the store became unreachable (a suffix)."""
+        refuses. Returns how many it stored (the caller counts them as written or replayed;
+        the buried ones are counted dead) and the events left when the store became
+        unreachable (a suffix)."""
         if len(events) == 1:
             self._bury(events[0], exc)
-            return []
+            return 0, []
         mid = len(events) // 2
         halves = [events[:mid], events[mid:]]
+        stored = 0
         for index, half in enumerate(halves):
             try:
                 self.store.write(half)
-                self.stats.written += len(half)
+                stored += len(half)
             except SinkUnavailable as unavailable:
                 self.stats.last_error = str(unavailable)
-                return [e for rest in halves[index:] for e in rest]
+                return stored, [e for rest in halves[index:] for e in rest]
             except Exception as failure:
-                left = self._split(half, failure)
+                more, left = self._split(half, failure)
+                stored += more
                 if left:
-                    return left + [e for rest in halves[index + 1 :] for e in rest]
-        return []
+                    return stored, left + [e for rest in halves[index + 1 :] for e in rest]
+        return stored, []
 
     def _bury(self, event: Event, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
@@ -455,16 +460,16 @@ class Dispatcher:
             events = [event for _, event in rows]
             try:
                 self.store.write(events)
-                left: list[Event] = []
+                stored, left = len(events), []
             except SinkUnavailable as exc:
                 self.stats.last_error = str(exc)
-                left = events
+                stored, left = 0, events
             except Exception as exc:
-                left = self._split(events, exc)
-            done = len(events) - len(left)
+                stored, left = self._split(events, exc)
+            done = len(events) - len(left)  # stored, or buried in the dead letters
             if done:
                 self.spool.ack([row_id for row_id, _ in rows[:done]])
-                self.stats.replayed += done
+                self.stats.replayed += stored
             if left:
                 self._next_replay = time.monotonic() + self._replay_delay
                 self._replay_delay = min(self._replay_delay * 2, _MAX_REPLAY_DELAY_S)

@@ -224,3 +224,29 @@ def test_a_poison_event_spooled_during_an_outage_is_set_aside_not_held(
     assert dispatcher.flush(10)
     assert stored_numbers(store.inner) == [i for i in range(50) if i != 7]
     assert dispatcher.close(5)
+
+
+def test_replay_counts_each_event_once_stored_or_dead(
+    backend: SQLiteBackend, tmp_path: Path
+) -> None:
+    """A spooled batch the backend refuses in part at replay: what the split stores counts as
+    replayed (not also as written), what it buries counts dead (not also replayed): the
+    figures `logkit spool replay` prints."""
+    store = Picky(backend.store(Role.TIMELINE), set(range(100)), logkit.SinkUnavailable)
+    config = DispatchConfig(
+        batch_size=50, flush_interval_s=0.01, retry_attempts=1, replay_interval_s=0.01
+    )
+    dispatcher = Dispatcher("t#timeline", store, Spool(tmp_path / "spool.db"), config)
+    for i in range(50):
+        dispatcher.submit(Event(**SCOPE, event_type="message", payload={"n": i}))
+    assert dispatcher.flush(10)
+    assert dispatcher.spool.count("t#timeline") == 50 and dispatcher.stats.written == 0
+    store.bad, store.error = {12}, ValueError  # back, but it refuses one event
+    assert dispatcher.flush(10)
+    assert stored_numbers(store.inner) == [i for i in range(50) if i != 12]
+    assert (dispatcher.stats.replayed, dispatcher.stats.dead, dispatcher.stats.written) == (
+        49,
+        1,
+        0,
+    )
+    assert dispatcher.close(5)

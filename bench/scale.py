@@ -38,7 +38,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.*
 from _timing import BENCH_SCOPE, line
+
+from tests import services
 
 WRITERS = [int(n) for n in sys.argv[1].split(",")] if len(sys.argv) > 1 else [1, 2, 4, 8]
 # Events per write: what one instance's dispatcher hands its store every 0.25 s at about 400
@@ -48,17 +51,8 @@ LARGE_BATCH = 500
 WRITER_EVENTS = 2_000
 THREADS = 4
 APPENDS = 50  # per thread: long enough that a round is not mostly start-up
-ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "logkit-test"
 KEY = "bench-scale-key"
-
-
-def services_env() -> dict[str, str]:
-    path = ROOT / ".logkit" / "services.env"
-    if not path.exists():
-        raise SystemExit("no .logkit/services.env: run `make services` first")
-    pairs = (row.split("=", 1) for row in path.read_text().splitlines() if "=" in row)
-    return {k.strip(): v.strip() for k, v in pairs}
 
 
 # --- in the writer processes ----------------------------------------------------------------
@@ -279,7 +273,9 @@ def audit_round(writers: Writers, path: str, n: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    env = services_env()
+    env = services.load()
+    if not env:
+        raise SystemExit("no emulator addresses: run `make services` first")
     os.environ.update(env)
     writers = Writers(env, max(WRITERS))
     try:

@@ -28,14 +28,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.*
 from _timing import BENCH_SCOPE, line
 
 import logkit
+from tests import services
 
 N_SQLITE = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 N_EMULATOR = 3_000
 N_OUTAGE = 20_000
-ROOT = Path(__file__).resolve().parent.parent
 SCOPE = {
     **BENCH_SCOPE,
     "run_id": "run_bench",
@@ -43,14 +44,6 @@ SCOPE = {
     "request_id": "req-1",
 }
 PAYLOAD = {"tool": "vector_search", "hits": 3, "duration_ms": 41.5}
-
-
-def services_env() -> dict[str, str]:
-    path = ROOT / ".logkit" / "services.env"
-    if not path.exists():
-        return {}
-    pairs = (row.split("=", 1) for row in path.read_text().splitlines() if "=" in row)
-    return {k.strip(): v.strip() for k, v in pairs}
 
 
 def configure(tmp: Path, timeline: str, **dispatch: object) -> None:
@@ -210,7 +203,7 @@ def durability_figures(tmp: Path) -> None:
 
 
 def main() -> None:
-    env = services_env()
+    env = services.load()  # the emulator figures are skipped without them
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         runs = []

@@ -295,13 +295,7 @@ EXAMPLES = settings(
 
 
 @pytest.fixture
-def configured_sqlite(configured: Any, tmp_path: Path) -> Iterator[Leaks]:
-    db = tmp_path / "logkit.db"
-    configured(
-        env="prod",
-        sinks={"timeline": f"sqlite:///{db}", "audit": f"sqlite:///{db}"},
-        dispatch={"spool_path": tmp_path / "spool.db"},
-    )
+def configured_sqlite(gated: Any, tmp_path: Path) -> Iterator[Leaks]:
     yield Leaks(tmp_path)
 
 

@@ -63,16 +63,6 @@ def assert_clean(haystack: str | bytes, where: str) -> None:
         assert raw not in haystack, f"raw {kind} found in {where}"
 
 
-@pytest.fixture
-def gated(configured: Any, tmp_path: Path) -> Any:
-    db = tmp_path / "logkit.db"
-    return configured(
-        env="prod",
-        sinks={"timeline": f"sqlite:///{db}", "audit": f"sqlite:///{db}"},
-        dispatch={"spool_path": tmp_path / "spool.db"},
-    )
-
-
 def test_no_raw_value_reaches_stores_files_logs_or_providers(gated: Any, tmp_path: Path) -> None:
     text = text_with_everything()
     stream = io.StringIO()

@@ -127,16 +127,6 @@ def test_the_default_gate_is_not_pass_through_in_process() -> None:
 # --- 3. envelope identifiers -----------------------------------------------------------------
 
 
-@pytest.fixture
-def gated(configured: Any, tmp_path: Path) -> Any:
-    db = tmp_path / "logkit.db"
-    return configured(
-        env="prod",
-        sinks={"timeline": f"sqlite:///{db}", "audit": f"sqlite:///{db}"},
-        dispatch={"spool_path": tmp_path / "spool.db"},
-    )
-
-
 def stored_text(runtime: Any) -> str:
     assert logkit.flush(30)
     events = []

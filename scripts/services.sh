@@ -72,14 +72,15 @@ ensure_firestore_deps() {
   log "node deps installed in $(elapsed "$t0")s"
 }
 
-bq_reqs_hash() { sha256sum "$BQ_REQS" | cut -d' ' -f1; }
+reqs_hash() { sha256sum "$1" | cut -d' ' -f1; }
+
+# venv_current EXECUTABLE MARKER HASH: the venv is installed from requirements with this hash.
+venv_current() { [[ -x "$1" && -f "$2" && "$(cat "$2")" == "$3" ]]; }
 
 ensure_bq_venv() {
   [[ -f "$BQ_REQS" ]] || die "missing $BQ_REQS"
-  local want; want="$(bq_reqs_hash)"
-  if [[ -x "$BQ_VENV/bin/bqemulator" && -f "$BQ_MARKER" && "$(cat "$BQ_MARKER")" == "$want" ]]; then
-    return 0
-  fi
+  local want; want="$(reqs_hash "$BQ_REQS")"
+  venv_current "$BQ_VENV/bin/bqemulator" "$BQ_MARKER" "$want" && return 0
   local t0; t0="$(now)"
   log "creating BigQuery emulator venv at $BQ_VENV ..."
   rm -rf "$BQ_VENV"
@@ -206,10 +207,8 @@ PY
 # --- Arize Phoenix: installed once (~1.5 min, ~850 MB), reused while the pins are unchanged.
 ensure_phoenix_venv() {
   [[ -f "$PHX_REQS" ]] || die "missing $PHX_REQS"
-  local want; want="$(sha256sum "$PHX_REQS" | cut -d' ' -f1)"
-  if [[ -x "$PHX_VENV/bin/phoenix" && -f "$PHX_MARKER" && "$(cat "$PHX_MARKER")" == "$want" ]]; then
-    return 0
-  fi
+  local want; want="$(reqs_hash "$PHX_REQS")"
+  venv_current "$PHX_VENV/bin/phoenix" "$PHX_MARKER" "$want" && return 0
   local t0; t0="$(now)"
   log "creating Phoenix venv at $PHX_VENV (once; reused afterwards) ..."
   rm -rf "$PHX_VENV"

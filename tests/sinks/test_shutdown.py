@@ -77,17 +77,22 @@ def spooled(path: Path, sink: str = HUNG_SINK) -> list[int]:
     return sorted(json.loads(body)["payload"]["n"] for (body,) in rows)
 
 
+def hung_world(configured: Any, tmp_path: Path, **dispatch: Any) -> Any:
+    """A dev runtime whose timeline is the hung backend (audit on SQLite, a spool file)."""
+    return configured(
+        env="dev",
+        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
+        dispatch={"spool_path": tmp_path / "spool.db", **dispatch},
+    )
+
+
 # --- in this process --------------------------------------------------------------------------
 
 
 def test_shutdown_spools_everything_while_the_backend_hangs(
     hung: Hung, configured: Any, tmp_path: Path
 ) -> None:
-    runtime = configured(
-        env="dev",
-        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
-        dispatch={"spool_path": tmp_path / "spool.db", "batch_size": 500},
-    )
+    runtime = hung_world(configured, tmp_path, batch_size=500)
     with logkit.bind(**SCOPE):
         for i in range(3000):
             logkit.emit("message", {"n": i})
@@ -103,11 +108,7 @@ def test_flush_with_a_timeout_returns_true_once_everything_is_spooled(
     hung: Hung, configured: Any, tmp_path: Path
 ) -> None:
     """Issue 14, item 3: flush(timeout) returned False while the backend was unreachable."""
-    runtime = configured(
-        env="dev",
-        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
-        dispatch={"spool_path": tmp_path / "spool.db"},
-    )
+    runtime = hung_world(configured, tmp_path)
     with logkit.bind(**SCOPE):
         for i in range(10):
             logkit.emit("message", {"n": i})
@@ -363,11 +364,7 @@ def test_the_spooled_audit_record_is_chained_once_the_store_answers(
 def test_emit_in_spool_durability_is_in_the_spool_when_it_returns(
     hung: Hung, configured: Any, tmp_path: Path
 ) -> None:
-    runtime = configured(
-        env="dev",
-        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
-        dispatch={"spool_path": tmp_path / "spool.db", "durability": "spool"},
-    )
+    runtime = hung_world(configured, tmp_path, durability="spool")
     events: list[Event] = []
     threads = [
         threading.Thread(

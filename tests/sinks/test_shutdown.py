@@ -29,6 +29,7 @@ from logkit.sinks.protocols import Role
 from logkit.spool import Spool
 from tests.conftest import SCOPE
 from tests.servers import free_port
+from tests.streams import wait_for
 
 CLOUD_RUN_GRACE_S = 10.0
 
@@ -220,13 +221,14 @@ UVICORN_APP = textwrap.dedent(
 
 def wait_for_port(port: int, process: Any, timeout: float = 30.0) -> None:
     """Until the server accepts connections (bounded; fails if the process died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         assert process.poll() is None, process.stderr.read()
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        threading.Event().wait(0.05)  # the server is starting in another process
-    pytest.fail(f"the app did not listen on {port} within {timeout} s")
+            return True
+        return False
+
+    wait_for(listening, timeout, f"the app to listen on {port}")
 
 
 @pytest.mark.parametrize("configured_at", ["import", "lifespan"])

@@ -120,11 +120,8 @@ def test_an_unreachable_sealed_payload_key_provider_fails(tmp_path: Path) -> Non
     assert code == 1 and not line["ok"] and line["problem"]
 
 
-def test_probes_go_to_the_reserved_tenant_and_leave_no_customer_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_probes_go_to_the_reserved_tenant_and_leave_no_customer_data(tmp_path: Path) -> None:
     """Was: a probe record appended to a real audit chain on every run."""
-    monkeypatch.chdir(tmp_path)  # verify's remembered state (.logkit/audit-seen.json) is ours
     path = config(tmp_path)
     settings = load_settings(path)
     backend = open_backend(settings.sinks.audit or "")

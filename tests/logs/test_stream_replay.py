@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
@@ -27,8 +26,9 @@ import logkit
 from logkit.config import StreamConfig
 from logkit.runtime import Runtime
 from logkit.sinks.protocols import Role, Selector
-from logkit.stream import Principal, Unauthorized, create_app, parse_cursor
+from logkit.stream import create_app, parse_cursor
 from tests.conftest import SCOPE
+from tests.replicas import token_authorizer
 from tests.servers import free_port, serve
 from tests.streams import (
     raw_request,
@@ -465,15 +465,6 @@ source.onmessage = (e) => {
 };
 source.onerror = () => { window.errors += 1; };
 </script>"""
-
-
-def token_authorizer(connection: HTTPConnection) -> Principal:
-    """What a production authorizer looks like: EventSource cannot send headers, so a token."""
-    tokens = {"acme-reader": Principal("t_acme", "p_support")}
-    principal = tokens.get(connection.query_params.get("token", ""))
-    if principal is None:
-        raise Unauthorized("unknown token")
-    return principal
 
 
 class CutAfterFirstChunk:

@@ -25,6 +25,7 @@ from logkit.sinks.registry import open_backend
 from logkit.stream.cursor import parse_cursor
 from logkit.stream.filters import Principal, StreamFilter
 from logkit.stream.hub import Hub, Reset
+from tests.sinks.backends import discard, make_backend
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 A = Principal("t_a")
@@ -47,13 +48,11 @@ def event(i: int, tenant: str) -> Event:
 
 @pytest.fixture(params=["sqlite", "memory"])
 def feed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    uri = f"sqlite:///{tmp_path / 'feed.db'}" if request.param == "sqlite" else "memory://"
-    backend = open_backend(uri)
-    backend.check_schema(create=True)
+    backend = make_backend(request.param, tmp_path)
     store = backend.store(Role.TIMELINE)
     assert isinstance(store, Feed)
     yield store
-    backend.close()
+    discard(backend)
 
 
 async def _view(

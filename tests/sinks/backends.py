@@ -1,11 +1,12 @@
-"""Build each backend for tests: SQLite in a temp dir, memory, and the two emulators."""
+"""Build each backend for tests: SQLite in a temp dir, memory, and the two emulators; read a
+store back."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
 
-from logkit.sinks.protocols import Backend
+from logkit.sinks.protocols import Backend, EventStore, Query
 from logkit.sinks.registry import open_backend
 from tests import services
 
@@ -42,3 +43,14 @@ def discard(backend: Backend) -> None:
     if client is not None and dataset_id is not None:
         client.delete_dataset(dataset_id, delete_contents=True, not_found_ok=True)
     backend.close()
+
+
+def stored_numbers(store: EventStore) -> list[int]:
+    """The payload numbers ("n") of every t_acme event in ``store``, sorted."""
+    events, cursor = [], None
+    while True:
+        page = store.query(Query(tenant_id="t_acme", limit=1000, cursor=cursor))
+        events += page.events
+        if page.next_cursor is None:
+            return sorted(int(e.payload["n"]) for e in events)  # type: ignore[arg-type]
+        cursor = page.next_cursor

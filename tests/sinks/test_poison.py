@@ -22,6 +22,7 @@ from logkit.sinks.protocols import EventStore, Page, Query, Role, Selector
 from logkit.sinks.sqlite import SQLiteBackend
 from logkit.spool import Spool
 from tests.conftest import SCOPE
+from tests.sinks.backends import stored_numbers
 
 BOB = json.loads('{"name":"bob\\ud800"}')  # what any client can send: an unpaired surrogate
 
@@ -33,16 +34,6 @@ def sqlite_sinks(tmp_path: Path, **dispatch: Any) -> dict[str, Any]:
         "sinks": {"timeline": db, "audit": db},
         "dispatch": {"spool_path": tmp_path / "spool.db", **dispatch},
     }
-
-
-def stored_numbers(store: EventStore) -> list[int]:
-    events, cursor = [], None
-    while True:
-        page = store.query(Query(tenant_id="t_acme", limit=1000, cursor=cursor))
-        events += page.events
-        if page.next_cursor is None:
-            return sorted(int(e.payload["n"]) for e in events)  # type: ignore[arg-type]
-        cursor = page.next_cursor
 
 
 # --- refused at emit, by field ----------------------------------------------------------------

@@ -29,6 +29,7 @@ from logkit.sinks.protocols import Role
 from logkit.spool import Spool
 from tests.conftest import SCOPE
 from tests.servers import free_port
+from tests.streams import wait_for
 
 CLOUD_RUN_GRACE_S = 10.0
 
@@ -77,17 +78,22 @@ def spooled(path: Path, sink: str = HUNG_SINK) -> list[int]:
     return sorted(json.loads(body)["payload"]["n"] for (body,) in rows)
 
 
+def hung_world(configured: Any, tmp_path: Path, **dispatch: Any) -> Any:
+    """A dev runtime whose timeline is the hung backend (audit on SQLite, a spool file)."""
+    return configured(
+        env="dev",
+        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
+        dispatch={"spool_path": tmp_path / "spool.db", **dispatch},
+    )
+
+
 # --- in this process --------------------------------------------------------------------------
 
 
 def test_shutdown_spools_everything_while_the_backend_hangs(
     hung: Hung, configured: Any, tmp_path: Path
 ) -> None:
-    runtime = configured(
-        env="dev",
-        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
-        dispatch={"spool_path": tmp_path / "spool.db", "batch_size": 500},
-    )
+    runtime = hung_world(configured, tmp_path, batch_size=500)
     with logkit.bind(**SCOPE):
         for i in range(3000):
             logkit.emit("message", {"n": i})
@@ -103,11 +109,7 @@ def test_flush_with_a_timeout_returns_true_once_everything_is_spooled(
     hung: Hung, configured: Any, tmp_path: Path
 ) -> None:
     """Issue 14, item 3: flush(timeout) returned False while the backend was unreachable."""
-    runtime = configured(
-        env="dev",
-        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
-        dispatch={"spool_path": tmp_path / "spool.db"},
-    )
+    runtime = hung_world(configured, tmp_path)
     with logkit.bind(**SCOPE):
         for i in range(10):
             logkit.emit("message", {"n": i})
@@ -219,13 +221,14 @@ UVICORN_APP = textwrap.dedent(
 
 def wait_for_port(port: int, process: Any, timeout: float = 30.0) -> None:
     """Until the server accepts connections (bounded; fails if the process died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         assert process.poll() is None, process.stderr.read()
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        threading.Event().wait(0.05)  # the server is starting in another process
-    pytest.fail(f"the app did not listen on {port} within {timeout} s")
+            return True
+        return False
+
+    wait_for(listening, timeout, f"the app to listen on {port}")
 
 
 @pytest.mark.parametrize("configured_at", ["import", "lifespan"])
@@ -363,11 +366,7 @@ def test_the_spooled_audit_record_is_chained_once_the_store_answers(
 def test_emit_in_spool_durability_is_in_the_spool_when_it_returns(
     hung: Hung, configured: Any, tmp_path: Path
 ) -> None:
-    runtime = configured(
-        env="dev",
-        sinks={"timeline": HUNG_URI, "audit": f"sqlite:///{tmp_path / 'audit.db'}"},
-        dispatch={"spool_path": tmp_path / "spool.db", "durability": "spool"},
-    )
+    runtime = hung_world(configured, tmp_path, durability="spool")
     events: list[Event] = []
     threads = [
         threading.Thread(

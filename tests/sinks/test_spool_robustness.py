@@ -21,27 +21,18 @@ from logkit import Event
 from logkit.cli.main import app as cli
 from logkit.config import DispatchConfig
 from logkit.dispatch import Dispatcher
-from logkit.sinks.protocols import EventStore, Query, Role
+from logkit.sinks.protocols import Role
 from logkit.sinks.sqlite import SQLiteBackend
 from logkit.spool import Spool
 from logkit.spooldir import adopt, spool_files
 from tests.conftest import SCOPE
+from tests.sinks.backends import stored_numbers
 
 runner = CliRunner()
 
 
 def ev(n: int) -> Event:
     return Event(**SCOPE, event_type="message", payload={"n": n})
-
-
-def stored_numbers(store: EventStore) -> list[int]:
-    events, cursor = [], None
-    while True:
-        page = store.query(Query(tenant_id="t_acme", limit=1000, cursor=cursor))
-        events += page.events
-        if page.next_cursor is None:
-            return sorted(int(e.payload["n"]) for e in events)  # type: ignore[arg-type]
-        cursor = page.next_cursor
 
 
 def rewrite_row(path: Path, row_id: int, body: object) -> None:

@@ -25,16 +25,21 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _python(directory: Path, code: str) -> subprocess.CompletedProcess[str]:
+def _run(directory: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in ``directory`` with a clean environment."""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, *args],
         cwd=directory,
         env=_clean_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
+
+
+def _python(directory: Path, code: str) -> subprocess.CompletedProcess[str]:
+    return _run(directory, "-c", textwrap.dedent(code))
 
 
 def _written(directory: Path) -> list[str]:
@@ -113,14 +118,8 @@ def test_logkit_events_fixture_in_a_users_suite(tmp_path: Path) -> None:
             """
         )
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
-        cwd=tmp_path,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = _run(
+        tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py", timeout=300
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout

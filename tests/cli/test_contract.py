@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 import logkit
 from logkit.cli.common import KINDS, CommandContract, compose_help
 from logkit.cli.main import app
-from tests.conftest import memory_sinks
 
 ROOT = Path(__file__).parents[2]
 runner = CliRunner()
@@ -55,11 +54,7 @@ def contract(command: Any) -> CommandContract:
     return found
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)
-    yield
-    logkit.configure(**memory_sinks(tmp_path / "restored"))
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def test_the_walk_finds_every_command_group() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import logkit
 from logkit import ContractError, dsar
 from logkit.cli.common import CliError, parse_time
 from logkit.cli.main import app
-from tests.conftest import SCOPE, TEST_REDACTION_KEY, memory_sinks
+from tests.conftest import SCOPE, TEST_REDACTION_KEY
 from tests.fixtures.legacy_models import UsageEvent
 
 ROOT = Path(__file__).parents[2]
@@ -55,14 +54,12 @@ encryption_key_dir = "keys"
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(in_tmp: Path) -> World:
     """An SQLite store in a temp dir and the logkit.toml naming it (relative paths)."""
-    monkeypatch.chdir(tmp_path)
-    config = tmp_path / "logkit.toml"
+    config = in_tmp / "logkit.toml"
     config.write_text(CONFIG)
     logkit.configure(config)
-    yield World(tmp_path, config)
-    logkit.configure(**memory_sinks(tmp_path / "restored"))
+    return World(in_tmp, config)
 
 
 def flushed() -> None:
@@ -190,26 +187,20 @@ def test_a_config_that_is_not_utf8_is_one_line_exit_2(
     assert json.loads(as_json.stdout)["error"]["kind"] == "config"
 
 
-def test_timeline_show_without_tenant_on_an_unreachable_store_exits_3(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "a_directory").mkdir()
-    (tmp_path / "down.toml").write_text(
+def test_timeline_show_without_tenant_on_an_unreachable_store_exits_3(in_tmp: Path) -> None:
+    (in_tmp / "a_directory").mkdir()
+    (in_tmp / "down.toml").write_text(
         '[sinks]\ntimeline = "sqlite:///a_directory"\naudit = "sqlite:///a_directory"\n'
-        f'[redaction]\nkey = "k"\n[dispatch]\nspool_path = "{tmp_path / "s.db"}"\n'
+        f'[redaction]\nkey = "k"\n[dispatch]\nspool_path = "{in_tmp / "s.db"}"\n'
     )
-    try:
-        result = runner.invoke(app, ["timeline", "show", "--run", "run_x", "--config", "down.toml"])
-        assert result.exit_code == 3, result.output
-        assert result.stderr.startswith("logkit: cannot read the timeline store: ")
-        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
-        as_json = runner.invoke(
-            app, ["timeline", "show", "--run", "run_x", "--config", "down.toml", "--json"]
-        )
-        assert json.loads(as_json.stdout)["error"]["kind"] == "unavailable"
-    finally:
-        logkit.configure(**memory_sinks(tmp_path / "restored"))
+    result = runner.invoke(app, ["timeline", "show", "--run", "run_x", "--config", "down.toml"])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("logkit: cannot read the timeline store: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    as_json = runner.invoke(
+        app, ["timeline", "show", "--run", "run_x", "--config", "down.toml", "--json"]
+    )
+    assert json.loads(as_json.stdout)["error"]["kind"] == "unavailable"
 
 
 @pytest.mark.parametrize("out", ["", ".", "a_directory"])
@@ -347,6 +338,7 @@ def test_missing_google_credentials_say_what_to_set() -> None:
         assert "(DefaultCredentialsError)" not in str(error)
 
 
+@pytest.mark.usefixtures("in_tmp")  # restores the memory runtime
 def test_paths_in_logkit_toml_are_read_from_its_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -361,23 +353,20 @@ def test_paths_in_logkit_toml_are_read_from_its_directory(
         '[audit]\nhmac_key_file = "keys/hmac.key"\nseen_state = "data/seen.json"\n'
     )
     monkeypatch.chdir(staging)
-    try:
-        logkit.configure("logkit.toml")
-        with logkit.bind(**{**SCOPE, "env": "staging", "run_id": "run_s"}):
-            logkit.audit("approve", {"n": 1})
-        flushed()
-        monkeypatch.chdir(tmp_path)  # the parent, as a deploy pipeline runs it
-        done = runner.invoke(
-            app, ["audit", "checkpoint", "--tenant", "t_acme", "--config", "staging/logkit.toml"]
-        )
-        assert done.exit_code == 0, done.output
-        verified = runner.invoke(
-            app, ["audit", "verify", "--tenant", "t_acme", "--config", "staging/logkit.toml"]
-        )
-        assert verified.exit_code == 0, verified.output
-        assert (staging / "data" / "seen.json").exists() and not (tmp_path / "data").exists()
-    finally:
-        logkit.configure(**memory_sinks(tmp_path / "restored"))
+    logkit.configure("logkit.toml")
+    with logkit.bind(**{**SCOPE, "env": "staging", "run_id": "run_s"}):
+        logkit.audit("approve", {"n": 1})
+    flushed()
+    monkeypatch.chdir(tmp_path)  # the parent, as a deploy pipeline runs it
+    done = runner.invoke(
+        app, ["audit", "checkpoint", "--tenant", "t_acme", "--config", "staging/logkit.toml"]
+    )
+    assert done.exit_code == 0, done.output
+    verified = runner.invoke(
+        app, ["audit", "verify", "--tenant", "t_acme", "--config", "staging/logkit.toml"]
+    )
+    assert verified.exit_code == 0, verified.output
+    assert (staging / "data" / "seen.json").exists() and not (tmp_path / "data").exists()
 
 
 def test_relative_paths_from_the_environment_stay_relative_to_the_working_directory(

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-import logkit
 from logkit.cli.main import app
-from tests.conftest import memory_sinks
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The demo writes to ./.logkit: keep it in a temp dir, then restore the memory runtime."""
-    monkeypatch.chdir(tmp_path)
-    yield
-    logkit.configure(**memory_sinks(tmp_path / "restored"))
+pytestmark = pytest.mark.usefixtures("in_tmp")  # the demo writes to ./.logkit
 
 
 def test_demo_json_prints_the_story_of_the_run() -> None:

@@ -5,7 +5,6 @@ unpriced stays unpriced (never 0, never a neighbour's price); `logkit usage pric
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from logkit.cli.main import app
 from logkit.pricing import load_table
 from logkit.testing import capture_events
 from logkit.usage import record_usage
-from tests.conftest import SCOPE, memory_sinks
+from tests.conftest import SCOPE
 
 runner = CliRunner()
 TABLE = load_table(None, "USD")
@@ -122,13 +121,6 @@ def test_unpriced_is_distinct_from_zero() -> None:
     event = usage("openai", "gpt-4o-audio-preview", input_tokens=10, output_tokens=5)
     assert event.payload["priced"] is False
     assert "cost" not in event.payload and "priced_as" not in event.payload
-
-
-@pytest.fixture
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    logkit.configure(**memory_sinks(tmp_path / "restored"))
 
 
 def test_usage_prices_shows_the_table_and_which_rule_priced_what(in_tmp: Path) -> None:

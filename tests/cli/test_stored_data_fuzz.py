@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typer.testing import CliRunner
 import logkit
 from logkit import ContractError, EventType
 from logkit.cli.main import app
-from tests.conftest import TEST_REDACTION_KEY, memory_sinks
+from tests.conftest import TEST_REDACTION_KEY
 from tests.fixtures.legacy_models import UsageEvent
 
 runner = CliRunner()
@@ -106,17 +105,15 @@ IDS = itertools.count()
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    config = tmp_path / "logkit.toml"
+def store(in_tmp: Path) -> Path:
+    config = in_tmp / "logkit.toml"
     config.write_text(
         'env = "dev"\n[sinks]\ntimeline = "sqlite:///lk.db"\naudit = "sqlite:///lk.db"\n'
         f'[dispatch]\nspool_path = "spool.db"\n[redaction]\nkey = "{TEST_REDACTION_KEY}"\n'
         'encryption_key_dir = "keys"\n'
     )
     logkit.configure(config)
-    yield config
-    logkit.configure(**memory_sinks(tmp_path / "restored"))
+    return config
 
 
 def invoke(config: Path, *args: str) -> Any:

@@ -23,11 +23,12 @@ def _fallback(module: cst.Module) -> cst.Module:
     return module.with_changes(body=[*module.body, cst.parse_statement("import logkit  # END\n")])
 
 
-def place(source: str) -> str:
-    def first_party(module: str) -> bool:
-        return module.split(".", maxsplit=1)[0] in {"engines", "shared"}
+def _first_party(module: str) -> bool:
+    return module.split(".", maxsplit=1)[0] in {"engines", "shared"}
 
-    return add_logkit_import(cst.parse_module(source), first_party, _fallback).code
+
+def place(source: str) -> str:
+    return add_logkit_import(cst.parse_module(source), _first_party, _fallback).code
 
 
 @pytest.mark.parametrize(
@@ -93,10 +94,7 @@ def test_the_import_goes_where_an_import_sorter_puts_it(source: str, expected: s
 
 
 def place_spec(source: str, spec: ImportSpec) -> str:
-    def first_party(module: str) -> bool:
-        return module.split(".", maxsplit=1)[0] in {"engines", "shared"}
-
-    return add_import(cst.parse_module(source), spec, first_party, _fallback).code
+    return add_import(cst.parse_module(source), spec, _first_party, _fallback).code
 
 
 HOOK = ImportSpec("logkit.codemods.runtime", "legacy_hook")

@@ -43,6 +43,8 @@ SITE = 'DatasetEvent(tenantId=t, env="dev", surface="s", agentId="a", input={}, 
 IMPORTS = "from engines.dataset.events.schemas import DatasetEvent\n"
 
 
+ENGINE_PY = "engines/logging/events/engine.py"  # where the legacy logger run() lives
+
 # Modules the sites import from: empty, but there, so the tree decides they are first party.
 STUBS = (
     "engines/dataset/events/schemas.py",
@@ -81,8 +83,13 @@ def migrate(
 
 
 def with_engine(tmp_path: Path, site: str, config: str = "", **more: str) -> Path:
-    files = {"engines/logging/events/engine.py": ENGINE, "engines/site.py": site, **more}
+    files = {ENGINE_PY: ENGINE, "engines/site.py": site, **more}
     return tree(tmp_path, files, config)
+
+
+def migrate_engine(tmp_path: Path, engine: str, **more: str) -> tuple[str, list[str]]:
+    """Migrate the logger module ``engine`` itself, in a tree with ``more`` files."""
+    return migrate(tree(tmp_path, {ENGINE_PY: engine, **more}), ENGINE_PY)
 
 
 # --- routed: nothing changes at the site ----------------------------------------------------------
@@ -146,7 +153,7 @@ def test_a_logger_that_does_not_reach_logkit_leaves_its_sites(
     """
     files = {"engines/site.py": site}
     if engine is not None:
-        files["engines/logging/events/engine.py"] = engine
+        files[ENGINE_PY] = engine
     _new, sites = migrate(tree(tmp_path, files), in_run=in_run)
     assert len(sites) == 1 and sites[0].startswith("6 left via engines.logging.events.engine.run")
     assert reason in sites[0]
@@ -159,7 +166,7 @@ def test_an_already_migrated_logger_routes_its_sites(tmp_path: Path) -> None:
     site = (
         f"{IMPORTS}from engines.logging.events.engine import run\n\n\ndef f(t):\n    run({SITE})\n"
     )
-    root = tree(tmp_path, {"engines/logging/events/engine.py": engine, "engines/site.py": site})
+    root = tree(tmp_path, {ENGINE_PY: engine, "engines/site.py": site})
     _new, sites = migrate(root, in_run=False)
     assert sites[0].startswith("6 routed via engines.logging.events.engine.run")
 
@@ -419,8 +426,7 @@ def test_run_persists_through_logkit_and_keeps_the_rest(tmp_path: Path) -> None:
         print("to a file", file=None)
         return {"status": "accepted"}
     """
-    root = tree(tmp_path, {"engines/logging/events/engine.py": engine})
-    new, sites = migrate(root, "engines/logging/events/engine.py")
+    new, sites = migrate_engine(tmp_path, engine)
     # The backend's import went (nothing uses it, no test replaces it): its group with it.
     expected = textwrap.dedent(engine).lstrip()
     expected = expected.replace(
@@ -442,10 +448,7 @@ def test_run_persists_through_logkit_and_keeps_the_rest(tmp_path: Path) -> None:
         "9 migrated via engines.logging.events.engine.run: its storage write now goes through "
         "logkit; its stdout line is a log line (logger.info)"
     ]
-    again, _ = migrate(
-        tree(tmp_path / "again", {"engines/logging/events/engine.py": new}),
-        "engines/logging/events/engine.py",
-    )
+    again, _ = migrate_engine(tmp_path / "again", new)
     assert again == new
 
 
@@ -466,8 +469,7 @@ def test_a_narrow_handler_also_catches_logkit_and_a_patched_accessor_stays(
     """
     test = "from engines.logging.events import engine\n\n\ndef test_x(monkeypatch):\n"
     test += '    monkeypatch.setattr(engine, "get_backend", None)\n'
-    files = {"engines/logging/events/engine.py": engine, "tests/test_engine.py": test}
-    new, _sites = migrate(tree(tmp_path, files), "engines/logging/events/engine.py")
+    new, _sites = migrate_engine(tmp_path, engine, **{"tests/test_engine.py": test})
     assert "except (BackendError, logkit.LogkitError) as exc:" in new
     assert "from engines.nexus.backends import BackendError, get_backend" in new
     assert 'logging.getLogger(__name__).info("stored")' in new
@@ -480,10 +482,7 @@ def test_a_write_whose_result_is_used_is_kept_and_reported(tmp_path: Path) -> No
         stored = backend.write_event(event)
         return {"status": "accepted", "id": stored}
     """
-    new, sites = migrate(
-        tree(tmp_path, {"engines/logging/events/engine.py": engine}),
-        "engines/logging/events/engine.py",
-    )
+    new, sites = migrate_engine(tmp_path, engine)
     assert new == textwrap.dedent(engine).lstrip()
     assert sites == [
         "1 left via engines.logging.events.engine.run: the result of .write_event() is used: "
@@ -660,13 +659,13 @@ def test_a_logger_persisting_through_a_named_helper_migrates_the_helper(tmp_path
     site = (
         f"{IMPORTS}from engines.logging.events.engine import run\n\n\ndef f(t):\n    run({SITE})\n"
     )
-    files = {"engines/logging/events/engine.py": engine, "engines/site.py": site}
+    files = {ENGINE_PY: engine, "engines/site.py": site}
     config = 'loggers = ["engines.logging.events.engine._store"]\n'
     root = tree(tmp_path, files, config)
     _new, sites = migrate(root)
     assert sites[0].startswith(
         "6 routed via engines.logging.events.engine.run: run() -> _store() persists"
     )
-    new, reported = migrate(root, "engines/logging/events/engine.py")
+    new, reported = migrate(root, ENGINE_PY)
     assert "def _store(event):\n    logkit.emit_event(logkit.from_legacy(event))" in new
     assert reported[0].startswith("4 migrated via engines.logging.events.engine._store")

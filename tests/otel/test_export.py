@@ -44,6 +44,13 @@ def export_to(configured: Any, url: str, **export: Any) -> Any:
     )
 
 
+def emit_numbered(n: int) -> None:
+    """``n`` message events in the test scope, the i-th with payload ``{"i": i}``."""
+    with logkit.bind(**SCOPE):
+        for i in range(n):
+            logkit.emit("message", {"i": i})
+
+
 def test_events_as_log_records_and_spans_with_env_headers(
     receiver: tuple[Receiver, str],
     configured: Any,
@@ -111,9 +118,7 @@ def test_an_unanswering_backend_never_blocks_emit_and_drops_are_counted(
     exporter: OtlpExporter = runtime.exporter
     before = logkit.counters().get("export.otlp.dropped", 0)
     sent = 400
-    with logkit.bind(**SCOPE):
-        for i in range(sent):
-            logkit.emit("message", {"i": i})  # returns although the backend hangs
+    emit_numbered(sent)  # each emit returns although the backend hangs
     dropped = logkit.counters().get("export.otlp.dropped", 0) - before
     assert dropped >= sent - 100 - 10  # the queue's bound, plus at most the batch in flight
     assert exporter.stats.dropped == dropped
@@ -138,9 +143,7 @@ def test_a_refusing_backend_loses_nothing_silently(
         attempts=20,
     )
     exporter: OtlpExporter = runtime.exporter
-    with logkit.bind(**SCOPE):
-        for i in range(120):
-            logkit.emit("message", {"i": i})
+    emit_numbered(120)
     assert not exporter.flush(0.5)  # the backend refuses: flush says so, within its bound
     assert logkit.counters().get("export.otlp.failed", 0) >= 1
     rec.status = 200
@@ -156,9 +159,7 @@ def test_a_batch_refused_for_good_is_dropped_and_counted(
     rec.status = 400  # not retryable: a malformed request, an auth error
     runtime = export_to(configured, url, signals=["logs"], timeout_s=0.2, attempts=2)
     before = logkit.counters().get("export.otlp.dropped", 0)
-    with logkit.bind(**SCOPE):
-        for i in range(7):
-            logkit.emit("message", {"i": i})
+    emit_numbered(7)
     assert not runtime.exporter.flush(20)
     assert runtime.exporter.flush(20)  # nothing owed any more: the refused batch was dropped
     assert logkit.counters()["export.otlp.dropped"] - before == 7
@@ -168,9 +169,7 @@ def test_closing_counts_what_could_not_be_sent(configured: Any) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     runtime = export_to(configured, url, signals=["logs"], timeout_s=0.2, attempts=20)
     before = logkit.counters().get("export.otlp.dropped", 0)
-    with logkit.bind(**SCOPE):
-        for i in range(5):
-            logkit.emit("message", {"i": i})
+    emit_numbered(5)
     assert not runtime.exporter.close(0.5)
     assert logkit.counters()["export.otlp.dropped"] - before == 5
 

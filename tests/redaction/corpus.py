@@ -295,18 +295,41 @@ def generate(
     n_docs: int, seed: int, *, plant_rate: float = 0.35, negative_rate: float = 0.3
 ) -> list[Doc]:
     """``n_docs`` documents of 4-12 lines; each line may carry a planted value and a negative."""
-    r = random.Random(seed)
+    return _documents(
+        random.Random(seed),
+        n_docs,
+        lines=(4, 12),
+        negative=hard_negative,
+        negative_rate=negative_rate,
+        kinds=KINDS,
+        plant=plant,
+        plant_rate=plant_rate,
+    )
+
+
+def _documents(
+    r: random.Random,
+    n_docs: int,
+    *,
+    lines: tuple[int, int],
+    negative: Callable[[random.Random], str],
+    negative_rate: float,
+    kinds: tuple[str, ...],
+    plant: Callable[[str, random.Random], Plant],
+    plant_rate: float,
+) -> list[Doc]:
+    """Filler lines, each with a negative and a planted value of one of ``kinds`` at the rates."""
     docs: list[Doc] = []
     for _ in range(n_docs):
         parts: list[str] = []
         labels: list[Label] = []
         pos = 0
-        for _ in range(r.randint(4, 12)):
+        for _ in range(r.randint(*lines)):
             line = filler(r)
             if r.random() < negative_rate:
-                line += f" ref {hard_negative(r)} ok"
+                line += f" ref {negative(r)} ok"
             if r.random() < plant_rate:
-                kind = r.choice(KINDS)
+                kind = r.choice(kinds)
                 before, value, after = plant(kind, r)
                 line += " " + before
                 start = pos + len(line)
@@ -450,28 +473,21 @@ def evasive_negative(r: random.Random) -> str:
     return r.choice(forms)
 
 
+def _plant_evasive(kind: str, r: random.Random) -> Plant:
+    value = evasive(kind, r)
+    before, after = r.choice(_CONTEXT[kind]).split("{}")
+    return before, value, after
+
+
 def generate_evasion(n_docs: int, seed: int, *, negative_rate: float = 0.4) -> list[Doc]:
     """Like :func:`generate`, with one evasive value on most lines and evasive negatives."""
-    r = random.Random(seed)
-    docs: list[Doc] = []
-    for _ in range(n_docs):
-        parts: list[str] = []
-        labels: list[Label] = []
-        pos = 0
-        for _ in range(r.randint(3, 8)):
-            line = filler(r)
-            if r.random() < negative_rate:
-                line += f" ref {evasive_negative(r)} ok"
-            if r.random() < 0.7:
-                kind = r.choice(EVASION_KINDS)
-                value = evasive(kind, r)
-                before, after = r.choice(_CONTEXT[kind]).split("{}")
-                line += " " + before
-                start = pos + len(line)
-                labels.append((kind, start, start + len(value)))
-                line += value + after
-            line += "\n"
-            parts.append(line)
-            pos += len(line)
-        docs.append(("".join(parts), labels))
-    return docs
+    return _documents(
+        random.Random(seed),
+        n_docs,
+        lines=(3, 8),
+        negative=evasive_negative,
+        negative_rate=negative_rate,
+        kinds=EVASION_KINDS,
+        plant=_plant_evasive,
+        plant_rate=0.7,
+    )

@@ -12,7 +12,7 @@ import base64
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,9 +247,16 @@ def test_payloads_sealed_under_legacy_key_files_stay_readable_until_erasure(
 
 
 @pytest.fixture
-def sealing_runtime(configured: Any, tmp_path: Path) -> Iterator[Any]:
+def on_sqlite(configured: Any, tmp_path: Path) -> Callable[..., Any]:
+    """``on_sqlite(env, **settings)``: a runtime keeping timeline, audit and cost in one file."""
     db = f"sqlite:///{tmp_path / 'logkit.db'}"
-    yield configured(env="dev", sinks={"timeline": db, "audit": db, "cost": db})
+    sinks = {"timeline": db, "audit": db, "cost": db}
+    return lambda env, **more: configured(env=env, sinks=sinks, **more)
+
+
+@pytest.fixture
+def sealing_runtime(on_sqlite: Callable[..., Any]) -> Any:
+    return on_sqlite("dev")
 
 
 def _sealed_event(tenant_id: str, user_id: str | None) -> Event:
@@ -288,14 +295,9 @@ def test_dev_without_configuration_uses_the_local_dev_directory(
 
 
 def test_outside_dev_sealing_without_a_provider_is_a_config_error(
-    configured: Any, tmp_path: Path
+    on_sqlite: Callable[..., Any], tmp_path: Path
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'logkit.db'}"
-    runtime = configured(
-        env="prod",
-        sinks={"timeline": db, "audit": db, "cost": db},
-        redaction={"key": "test-redaction-master-key"},
-    )
+    runtime = on_sqlite("prod", redaction={"key": "test-redaction-master-key"})
     assert isinstance(runtime.keys, Unconfigured)
     with pytest.raises(ConfigError, match="seal_raw needs a key provider in prod"):
         _sealed_event("t_acme", "u_1")
@@ -411,12 +413,10 @@ def test_wrapped_keys_in_firestore_are_shared_between_instances() -> None:
 
 
 def test_configured_store_provider_seals_and_dsar_delete_destroys(
-    configured: Any, tmp_path: Path
+    on_sqlite: Callable[..., Any],
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'logkit.db'}"
-    runtime = configured(
-        env="prod",
-        sinks={"timeline": db, "audit": db, "cost": db},
+    runtime = on_sqlite(
+        "prod",
         redaction={
             "key": "test-redaction-master-key",
             "key_provider": "store",

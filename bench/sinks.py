@@ -101,7 +101,9 @@ N_SHUTDOWN = 10_000
 
 def shutdown_to_spool(tmp: Path, port: int, name: str) -> tuple[float, int]:
     """Seconds from shutdown() to every one of N_SHUTDOWN queued events being in the spool."""
+    # Both doors: REST (tables) and gRPC (the Storage Write API, where the rows go).
     os.environ["BIGQUERY_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    os.environ["BIGQUERY_STORAGE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
     spool = tmp / f"shutdown-{name}.db"
     configure(tmp, f"bigquery://logkit-test/{name}?timeout=30", spool_path=spool)
     with logkit.bind(**SCOPE):

@@ -44,6 +44,8 @@ STORAGE_EMULATOR_VARIABLE = "BIGQUERY_STORAGE_EMULATOR_HOST"
 
 STREAM_RECHECK_S = 60.0
 MAX_APPEND_BYTES = 9 * 1024 * 1024  # under AppendRows' 10 MB request limit
+# Closing finalizes the stream as a courtesy: bounded well inside Cloud Run's 10 s grace.
+CLOSE_TIMEOUT_S = 2.0
 
 
 class Column(NamedTuple):
@@ -147,15 +149,27 @@ class StreamWriter:
                 self._append(fresh)
 
     def close(self) -> None:
-        """Finalize the stream (best effort: an unfinalized committed stream stays valid)."""
-        with self._lock:
+        """Finalize the stream (best effort: an unfinalized committed stream stays valid).
+
+        A call still in flight is not waited for: at shutdown it is a hung backend's, and
+        the dispatcher has already spooled its batch. The channel is closed under it, which
+        cancels the call, and nothing is finalized (a pending batch is resent by offset)."""
+        if not self._lock.acquire(blocking=False):
+            client = self._client
+            if client is not None:
+                client.transport.close()
+            return
+        try:
             stream, self._stream = self._stream, None
             try:
                 if stream is not None and stream.pending is None:
-                    self.client.finalize_write_stream(name=stream.name, **self._rpc())
+                    timeout = min(self.backend.target.timeout, CLOSE_TIMEOUT_S)
+                    self.client.finalize_write_stream(name=stream.name, timeout=timeout, retry=None)
             except Exception:  # closing must not fail over a courtesy call
                 pass
             self._drop_client()
+        finally:
+            self._lock.release()
 
     @property
     def client(self) -> Any:

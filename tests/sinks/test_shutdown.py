@@ -57,7 +57,9 @@ class Hung:
 @pytest.fixture
 def hung(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hung]:
     backend = Hung()
+    # Both of BigQuery's doors hang: REST (tables, schema) and gRPC (the Storage Write API).
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://127.0.0.1:{backend.port}")
+    monkeypatch.setenv("BIGQUERY_STORAGE_EMULATOR_HOST", f"127.0.0.1:{backend.port}")
     yield backend
     backend.close()
 
@@ -128,6 +130,7 @@ SCRIPT = textwrap.dedent(
 
     port, spool, audit_db, mode, n, durability = sys.argv[1:7]
     os.environ["BIGQUERY_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    os.environ["BIGQUERY_STORAGE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
     logkit.configure(
         env="prod",
         sinks={"timeline": "%(uri)s", "audit": f"sqlite:///{audit_db}"},
@@ -193,6 +196,7 @@ UVICORN_APP = textwrap.dedent(
 
     port, backend_port, spool, mode = sys.argv[1:5]
     os.environ["BIGQUERY_EMULATOR_HOST"] = f"http://127.0.0.1:{backend_port}"
+    os.environ["BIGQUERY_STORAGE_EMULATOR_HOST"] = f"127.0.0.1:{backend_port}"
     settings = {
         "LOGKIT_ENV": "prod",
         "LOGKIT_SINKS__TIMELINE": "%(uri)s",

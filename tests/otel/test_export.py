@@ -59,6 +59,8 @@ def test_events_as_log_records_and_spans_with_env_headers(
 ) -> None:
     rec, url = receiver
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k-123,x-scope=team%20a")
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     runtime = export_to(
         configured,
         url,
@@ -90,7 +92,7 @@ def test_events_as_log_records_and_spans_with_env_headers(
     assert message.trace_id == flow_span.trace_id and message.span_id == flow_span.span_id
     tool = next(s for s in rec.spans if s.name == "execute_tool crm")
     assert tool.parent_span_id == flow_span.span_id
-    assert rec.resources[0]["service.name"] == "a" or rec.resources[0]["service.name"]
+    assert rec.resources[0]["service.name"] == "logkit"  # no OTEL_SERVICE_NAME, no [service]
     assert rec.resources[0]["deployment.environment"] == "test"
     assert {h.get("x-api-key") for h in rec.headers} == {"k-123"}
     assert {h.get("x-scope") for h in rec.headers} == {"team a"}
@@ -246,6 +248,20 @@ def legacy_run() -> list[Event]:
         ev(4, "step_ended", step_id="step_1", payload={"name": "s", "status": "ok"}),
         ev(5, "flow_ended", payload={"name": "old", "status": "ok"}),
     ]
+
+
+def test_service_name_is_the_environments_then_the_apps_then_logkit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    name = "service.name"
+    assert make_resource(ExportConfig(), {}).attributes[name] == "logkit"
+    assert make_resource(ExportConfig(), {"app_id": "support-bot"}).attributes[name] == (
+        "support-bot"
+    )
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    assert make_resource(ExportConfig(), {"app_id": "support-bot"}).attributes[name] == ("from-env")
 
 
 def test_runs_stored_before_spans_get_stable_derived_ids() -> None:
